@@ -1,0 +1,26 @@
+import type { CodegenConfig } from "@graphql-codegen/cli";
+import { printSchema } from "graphql";
+import { schema } from "./src/schema/index.ts";
+
+/**
+ * `npm run codegen` prints the schema that the code builds to schema.graphql
+ * (checked in, compared with the public contract in CI) and types every
+ * operation the tests write with `graphql(...)`.
+ */
+const config: CodegenConfig = {
+  schema: printSchema(schema),
+  documents: ["test/**/*.ts", "bench/**/*.ts", "!test/generated/**"],
+  ignoreNoDocuments: true,
+  // Relative imports with their extension, as NodeNext wants.
+  importExtension: ".ts",
+  generates: {
+    "schema.graphql": { plugins: ["schema-ast"] },
+    "test/generated/": {
+      preset: "client",
+      config: { enumsAsTypes: true, useTypeImports: true, scalars: { DateTime: "string", ID: "string" } },
+      presetConfig: { fragmentMasking: false },
+    },
+  },
+};
+
+export default config;

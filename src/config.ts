@@ -1,0 +1,63 @@
+/** Every setting the service reads, from the environment, with the defaults of CONTRACT.md. */
+
+/** The roles that are not modules; every module in src/modules is a role of its own name too. */
+export const coreRoles = ["gateway", "relay", "orders", "notifier"] as const;
+
+export interface Config {
+  port: number;
+  /** Unset: embedded PGlite in dataDir. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Unset: the in-process bus (valid only when one process runs every role). */
+  natsUrl: string | undefined;
+  natsPrefix: string;
+  /** Unset: a random secret for this run. */
+  jwtSecret: string | undefined;
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  modulesRequiredForCompletion: string[];
+  /** "all", or the roles this process runs (checked against the module list at start). */
+  roles: "all" | Set<string>;
+  logLevel: string;
+  production: boolean;
+}
+
+type Env = Record<string, string | undefined>;
+
+function list(value: string | undefined, fallback: string): string[] {
+  return (value ?? fallback)
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+export function readConfig(env: Env = process.env): Config {
+  const roleNames = list(env.ROLES, "all");
+  const roles = roleNames.includes("all") ? "all" : new Set(roleNames);
+  const natsPrefix = env.NATS_PREFIX ?? "orders";
+  if (!/^[A-Za-z0-9_-]+$/.test(natsPrefix)) {
+    throw new Error(`NATS_PREFIX: "${natsPrefix}" must be letters, digits, "_" or "-"`);
+  }
+  if (!env.NATS_URL && roles !== "all") {
+    throw new Error("ROLES: splitting the roles across processes needs NATS_URL (the in-process bus is one process)");
+  }
+  const port = Number(env.PORT ?? 4000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT: "${env.PORT}" is not a port`);
+  return {
+    port,
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: env.DATA_DIR ?? ".data",
+    natsUrl: env.NATS_URL || undefined,
+    natsPrefix,
+    jwtSecret: env.JWT_SECRET || undefined,
+    smtpUrl: env.SMTP_URL || undefined,
+    mailFrom: env.MAIL_FROM ?? "orders@localhost",
+    modulesRequiredForCompletion: list(
+      env.MODULES_REQUIRED_FOR_COMPLETION,
+      "finance,logistics,travelium,subscription",
+    ),
+    roles,
+    logLevel: env.LOG_LEVEL ?? "info",
+    production: env.NODE_ENV === "production",
+  };
+}

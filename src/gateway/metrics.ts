@@ -1,0 +1,33 @@
+import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+
+/** What operators graph: outbox throughput, listener outcomes, order latency. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const published = new Counter({
+    name: "orders_outbox_published_total",
+    help: "Outbox events the relay published to the bus",
+    registers: [registry],
+  });
+  const handled = new Counter({
+    name: "orders_listener_deliveries_total",
+    help: "Deliveries a listener handled, by outcome (applied, duplicate, failed, dead)",
+    labelNames: ["listener", "outcome"] as const,
+    registers: [registry],
+  });
+  const publishLag = new Histogram({
+    name: "orders_outbox_publish_lag_seconds",
+    help: "Time from an event's commit to its publication",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  return {
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+    published,
+    handled,
+    publishLag,
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

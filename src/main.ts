@@ -1,0 +1,50 @@
+import { randomBytes } from "node:crypto";
+import { readConfig } from "./config.ts";
+import { createLogger } from "./log.ts";
+import { startService } from "./server.ts";
+import { demoCallers, secretKey, signToken } from "./tokens.ts";
+
+const config = readConfig();
+const logger = createLogger(config.logLevel);
+
+if (config.production && !config.jwtSecret) {
+  logger.fatal("JWT_SECRET is required when NODE_ENV=production");
+  process.exit(1);
+}
+const jwtSecret = secretKey(config.jwtSecret ?? randomBytes(32).toString("hex"));
+
+const service = await startService({ config, logger, jwtSecret }).catch((error: unknown) => {
+  logger.fatal({ err: error instanceof Error ? error.stack : String(error) }, "cannot start");
+  process.exit(1);
+});
+
+if (service.port !== undefined) {
+  logger.info(`GraphQL on http://localhost:${service.port}/graphql`);
+  if (!config.jwtSecret) {
+    // With a random secret, nobody could call the API: print a ready token for each role.
+    const lines = await Promise.all(
+      demoCallers.map(async (c) => `  ${`${c.role} ${c.scopes.join(",")}`.padEnd(22)} Bearer ${await signToken(jwtSecret, c)}`),
+    );
+    process.stdout.write(`\nJWT_SECRET is unset: tokens for this run (valid 30 days)\n${lines.join("\n")}\n\n`);
+  }
+}
+
+let signals = 0;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.on(signal, () => {
+    if (++signals > 1) process.exit(1);
+    logger.info({ signal }, "stopping");
+    const force = setTimeout(() => {
+      logger.error("did not stop within 20 s, exiting");
+      process.exit(1);
+    }, 20_000);
+    force.unref();
+    service.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: String(error) }, "stop failed");
+        process.exit(1);
+      },
+    );
+  });
+}

@@ -1,0 +1,71 @@
+/**
+ * The bus between the outbox relay and the listeners. Two implementations share
+ * this interface: JetStream (production, any number of processes) and an
+ * in-process bus (the embedded default, one process running every role).
+ */
+
+/** One row of the order_events outbox as it travels on the bus. */
+export interface BusEvent {
+  /** Event id (UUID); the idempotency key every consumer uses. */
+  id: string;
+  /** e.g. OrderPlaced, OrderConfirmed, InvoiceIssued, OrderStateChanged. */
+  type: string;
+  orderId: string;
+  /** ISO 8601. */
+  occurredAt: string;
+  payload: Record<string, unknown>;
+}
+
+export interface Delivery {
+  event: BusEvent;
+  /** 1 on the first delivery, 2 on the first redelivery, ... */
+  attempt: number;
+  /** Position in the stream: increases with publish order, never reused. */
+  sequence: number;
+}
+
+/** What a consumer tells the bus after handling a delivery. */
+export type Outcome = { kind: "done" } | { kind: "retry"; delayMs: number };
+
+export interface ConsumerSpec {
+  /** Durable consumer name without the prefix, e.g. "finance". */
+  name: string;
+  /**
+   * Called for every event of the stream, from the first one ever published
+   * when the consumer is new (a listener that starts late catches up), then
+   * for each new one. At least once: the same event may come again.
+   */
+  handle(delivery: Delivery): Promise<Outcome>;
+  /** How many deliveries may be in flight at once. Default 1. */
+  concurrency?: number;
+}
+
+export interface TailSpec {
+  /** Event types to receive. */
+  types: string[];
+  /** Start after this stream sequence; without it, only events published from now on. */
+  afterSequence?: number;
+}
+
+export interface Consumption {
+  /** Stops taking new deliveries and waits for the ones in flight. */
+  stop(): Promise<void>;
+}
+
+export interface Bus {
+  readonly kind: "jetstream" | "in-process";
+  /** Creates the stream if needed. Idempotent; safe when several processes start at once. */
+  start(): Promise<void>;
+  /**
+   * Publishes in the given order. An event whose id was already published
+   * (a relay that crashed between publishing and marking) is dropped by the bus.
+   */
+  publish(events: BusEvent[]): Promise<void>;
+  /** A durable consumer shared by every process that runs the same listener. */
+  consume(spec: ConsumerSpec): Promise<Consumption>;
+  /** An ephemeral, ordered feed for one process (live subscriptions). Never acked, never durable. */
+  tail(spec: TailSpec, onEvent: (delivery: Delivery) => void): Promise<Consumption>;
+  /** Rejects when the bus does not answer (readiness). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

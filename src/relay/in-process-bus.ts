@@ -1,0 +1,96 @@
+import type { Bus, BusEvent, Consumption, ConsumerSpec, Delivery, TailSpec } from "./bus.ts";
+
+/**
+ * The embedded default's bus: the same contract as JetStream inside one
+ * process. Every durable consumer reads the whole stream from its start; a
+ * retry is rescheduled without holding back the events behind it.
+ */
+export class InProcessBus implements Bus {
+  readonly kind = "in-process";
+  private readonly stream: BusEvent[] = [];
+  private readonly published = new Set<string>();
+  private readonly wakers = new Set<() => void>();
+  private closed = false;
+
+  async start(): Promise<void> {}
+
+  async publish(events: BusEvent[]): Promise<void> {
+    if (this.closed) throw new Error("bus is closed");
+    for (const event of events) {
+      if (this.published.has(event.id)) continue;
+      this.published.add(event.id);
+      this.stream.push(event);
+    }
+    for (const wake of this.wakers) wake();
+  }
+
+  async consume(spec: ConsumerSpec): Promise<Consumption> {
+    const concurrency = spec.concurrency ?? 1;
+    const inFlight = new Set<Promise<void>>();
+    const timers = new Set<NodeJS.Timeout>();
+    let cursor = 0;
+    let stopped = false;
+
+    const run = (delivery: Delivery): void => {
+      const job = spec
+        .handle(delivery)
+        .catch(() => ({ kind: "retry", delayMs: 1000 }) as const)
+        .then((outcome) => {
+          if (outcome.kind === "done" || stopped) return;
+          const timer = setTimeout(() => {
+            timers.delete(timer);
+            if (!stopped) run({ ...delivery, attempt: delivery.attempt + 1 });
+          }, outcome.delayMs);
+          timers.add(timer);
+        })
+        .finally(() => {
+          inFlight.delete(job);
+          pump();
+        });
+      inFlight.add(job);
+    };
+    const pump = (): void => {
+      while (!stopped && inFlight.size < concurrency && cursor < this.stream.length) {
+        const sequence = cursor + 1;
+        run({ event: this.stream[cursor]!, attempt: 1, sequence });
+        cursor = sequence;
+      }
+    };
+    this.wakers.add(pump);
+    pump();
+    return {
+      stop: async () => {
+        stopped = true;
+        this.wakers.delete(pump);
+        for (const timer of timers) clearTimeout(timer);
+        await Promise.all(inFlight);
+      },
+    };
+  }
+
+  async tail(spec: TailSpec, onEvent: (delivery: Delivery) => void): Promise<Consumption> {
+    let cursor = spec.afterSequence ?? this.stream.length;
+    const pump = (): void => {
+      for (; cursor < this.stream.length; cursor++) {
+        const event = this.stream[cursor]!;
+        if (spec.types.includes(event.type)) onEvent({ event, attempt: 1, sequence: cursor + 1 });
+      }
+    };
+    this.wakers.add(pump);
+    pump();
+    return {
+      stop: async () => {
+        this.wakers.delete(pump);
+      },
+    };
+  }
+
+  async ping(): Promise<void> {
+    if (this.closed) throw new Error("bus is closed");
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wakers.clear();
+  }
+}

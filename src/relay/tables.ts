@@ -1,0 +1,67 @@
+import { sql } from "drizzle-orm";
+import {
+  bigserial,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uuid,
+} from "drizzle-orm/pg-core";
+
+/**
+ * The outbox: every state change writes its events here in the same
+ * transaction. It is also each order's timeline (ordered by seq).
+ */
+export const orderEvents = pgTable(
+  "order_events",
+  {
+    id: uuid("id").primaryKey(),
+    /** Insertion order. Not commit order: the relay claims unpublished rows rather than reading "seq > last". */
+    seq: bigserial("seq", { mode: "number" }).notNull(),
+    orderId: uuid("order_id").notNull(),
+    type: text("type").notNull(),
+    payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
+    occurredAt: timestamp("occurred_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    publishedAt: timestamp("published_at", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [
+    index("order_events_order_seq").on(t.orderId, t.seq),
+    index("order_events_unpublished")
+      .on(t.seq)
+      .where(sql`${t.publishedAt} is null`),
+  ],
+);
+
+/** The inbox: one row per (consumer, event) handled, committed with the handler's effect. */
+export const processedEvents = pgTable(
+  "processed_events",
+  {
+    consumer: text("consumer").notNull(),
+    eventId: uuid("event_id").notNull(),
+    processedAt: timestamp("processed_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.consumer, t.eventId] })],
+);
+
+/** Events a consumer gave up on after its bounded tries, kept with the last error for an admin. */
+export const deadLetters = pgTable(
+  "dead_letters",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    consumer: text("consumer").notNull(),
+    eventId: uuid("event_id").notNull(),
+    eventType: text("event_type").notNull(),
+    orderId: uuid("order_id").notNull(),
+    event: jsonb("event").$type<Record<string, unknown>>().notNull(),
+    error: text("error").notNull(),
+    attempts: integer("attempts").notNull(),
+    failedAt: timestamp("failed_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    replayedAt: timestamp("replayed_at", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [index("dead_letters_consumer_event").on(t.consumer, t.eventId)],
+);
+
+export type OrderEventRow = typeof orderEvents.$inferSelect;

@@ -1,0 +1,40 @@
+import SchemaBuilder from "@pothos/core";
+import type { Database } from "../db/database.ts";
+import type { Logger } from "../log.ts";
+import type { CommandDeps } from "../statemachine/commands.ts";
+import type { ModuleDefinition } from "../statemachine/module.ts";
+import type { Authentication } from "./auth.ts";
+import type { OrderFeed } from "./order-feed.ts";
+
+/** What every resolver gets: the caller and the services, nothing per-module. */
+export interface Context {
+  auth: Authentication;
+  database: Database;
+  commands: CommandDeps;
+  modules: readonly ModuleDefinition[];
+  feed: OrderFeed;
+  logger: Logger;
+}
+
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  DefaultFieldNullability: false;
+  Scalars: {
+    DateTime: { Input: Date; Output: Date };
+    ID: { Input: string; Output: string };
+  };
+}>({ defaultFieldNullability: false });
+
+builder.scalarType("DateTime", {
+  description: "An instant, as an ISO 8601 string in UTC.",
+  serialize: (value) => value.toISOString(),
+  parseValue: (value) => {
+    const date = new Date(String(value));
+    if (Number.isNaN(date.getTime())) throw new TypeError("DateTime must be an ISO 8601 string");
+    return date;
+  },
+});
+
+builder.queryType({});
+builder.mutationType({});
+builder.subscriptionType({});

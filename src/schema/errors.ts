@@ -1,0 +1,27 @@
+import { GraphQLError } from "graphql";
+import { RefusedError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+
+/**
+ * Yoga's error mask: a refusal keeps its message and its contract code, the
+ * GraphQL engine's own errors pass as they are, anything else is logged here
+ * and leaves as INTERNAL_SERVER_ERROR with no stack, no SQL.
+ */
+export function maskError(logger: Logger) {
+  return (error: unknown, message: string): Error => {
+    const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+    if (original instanceof RefusedError) {
+      return new GraphQLError(original.message, {
+        ...(error instanceof GraphQLError ? { nodes: error.nodes, path: error.path } : {}),
+        extensions: { code: original.code },
+      });
+    }
+    if (error instanceof GraphQLError && !error.originalError) return error;
+    if (original instanceof GraphQLError && original.extensions?.code) return original;
+    logger.error({ err: original instanceof Error ? original.stack : String(original) }, "unexpected error");
+    return new GraphQLError(message, {
+      ...(error instanceof GraphQLError ? { path: error.path } : {}),
+      extensions: { code: "INTERNAL_SERVER_ERROR" },
+    });
+  };
+}

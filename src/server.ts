@@ -1,0 +1,127 @@
+/**
+ * The composition root: reads the configuration and starts the roles this
+ * process runs (all of them by default) over one database and one bus.
+ */
+import type { AddressInfo } from "node:net";
+import { type Config, coreRoles } from "./config.ts";
+import { type Database, openDatabase } from "./db/database.ts";
+import { createGateway } from "./gateway/http.ts";
+import { createMetrics } from "./gateway/metrics.ts";
+import type { Logger } from "./log.ts";
+import { modules as defaultModules } from "./modules/index.ts";
+import type { Bus, Consumption } from "./relay/bus.ts";
+import { InProcessBus } from "./relay/in-process-bus.ts";
+import { JetStreamBus } from "./relay/jetstream-bus.ts";
+import { type Listener, type RetryPolicy, runListener } from "./relay/listener.ts";
+import { Relay } from "./relay/relay.ts";
+import { OrderFeed } from "./schema/order-feed.ts";
+import type { ModuleDefinition } from "./statemachine/module.ts";
+import { moduleListener } from "./statemachine/module-listener.ts";
+import { ordersListener } from "./statemachine/orders-listener.ts";
+
+export interface ServiceOptions {
+  config: Config;
+  logger: Logger;
+  /** The HS256 secret; main.ts makes a random one when JWT_SECRET is unset. */
+  jwtSecret: Uint8Array;
+  /** Default: the module list of src/modules. Tests add their own. */
+  modules?: readonly ModuleDefinition[];
+  retry?: RetryPolicy;
+  /** Extra listeners (tests, future roles), run like the modules'. */
+  listeners?: Listener[];
+}
+
+export interface Service {
+  database: Database;
+  bus: Bus;
+  /** The gateway's port, when this process runs the gateway. */
+  port: number | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startService(options: ServiceOptions): Promise<Service> {
+  const { config, logger } = options;
+  const modules = options.modules ?? defaultModules;
+  const known = new Set<string>([...coreRoles, ...modules.map((m) => m.name)]);
+  for (const role of config.roles === "all" ? [] : config.roles) {
+    if (!known.has(role)) throw new Error(`ROLES: unknown role "${role}" (known: all, ${[...known].join(", ")})`);
+  }
+  const has = (role: string) => config.roles === "all" || config.roles.has(role);
+  const metrics = createMetrics();
+
+  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const bus: Bus = config.natsUrl
+    ? new JetStreamBus({ url: config.natsUrl, prefix: config.natsPrefix, logger })
+    : new InProcessBus();
+  await bus.start();
+  logger.info({ database: database.kind, bus: bus.kind, roles: config.roles === "all" ? "all" : [...config.roles] }, "starting");
+
+  const stops: (() => Promise<void>)[] = [];
+  const listenerDeps = {
+    db: database.db,
+    bus,
+    logger,
+    retry: options.retry,
+    onHandled: (listener: string, _event: unknown, outcome: string) => metrics.handled.inc({ listener, outcome }),
+  };
+  const listeners: Listener[] = [...(options.listeners ?? [])];
+  if (has("orders")) listeners.push(ordersListener(modules));
+  for (const module of modules) if (has(module.name)) listeners.push(moduleListener(module));
+  const consumptions: Consumption[] = [];
+  for (const listener of listeners) consumptions.push(await runListener(listenerDeps, listener));
+  stops.push(async () => {
+    await Promise.all(consumptions.map((c) => c.stop()));
+  });
+
+  if (has("relay")) {
+    const relay = new Relay(database, bus, logger, {
+      onPublished: (events) => {
+        metrics.published.inc(events.length);
+        const now = Date.now();
+        for (const e of events) metrics.publishLag.observe((now - Date.parse(e.occurredAt)) / 1000);
+      },
+    });
+    await relay.start();
+    // The relay stops first, so nothing is published to a bus that is closing.
+    stops.unshift(() => relay.stop());
+  }
+
+  let port: number | undefined;
+  if (has("gateway")) {
+    const feed = new OrderFeed(bus, logger);
+    await feed.start();
+    const gateway = createGateway({
+      database,
+      bus,
+      feed,
+      logger,
+      metrics,
+      modules,
+      jwtSecret: options.jwtSecret,
+      commands: { db: database.db, modules, requiredForCompletion: config.modulesRequiredForCompletion },
+    });
+    await new Promise<void>((resolve) => gateway.server.listen(config.port, resolve));
+    port = (gateway.server.address() as AddressInfo).port;
+    // Clients first: stop taking requests before the feed and the bus go.
+    stops.unshift(async () => {
+      await gateway.close();
+      await feed.stop();
+    });
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    database,
+    bus,
+    port,
+    stop() {
+      stopping ??= (async () => {
+        for (const stop of stops) await stop();
+        await bus.close();
+        await database.close();
+        logger.info("stopped");
+      })();
+      return stopping;
+    },
+  };
+}

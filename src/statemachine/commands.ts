@@ -1,0 +1,156 @@
+/**
+ * The shared state machine's commands, as the gateway calls them: check, write
+ * the state change and its outbox events in one transaction, return. None of
+ * them does a module's work.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import { and, eq, inArray } from "drizzle-orm";
+import type { Db, Executor } from "../db/database.ts";
+import { refuse } from "../errors.ts";
+import { products } from "../modules/catalog/table.ts";
+import { enqueue } from "../relay/outbox.ts";
+import {
+  type CatalogProduct,
+  decideCancel,
+  decideConfirmation,
+  decidePlacement,
+  type PaymentCallback,
+  type PlaceOrderCommand,
+} from "./decide.ts";
+import type { ModuleDefinition } from "./module.ts";
+import { type OrderRow, orderLines, salesOrders } from "./tables.ts";
+import { lockOrder, orderStateChanged, transitionOrder } from "./transition.ts";
+
+export interface CommandResult {
+  order: OrderRow;
+  eventId: string;
+}
+
+export interface CommandDeps {
+  db: Db;
+  modules: readonly ModuleDefinition[];
+  requiredForCompletion: readonly string[];
+}
+
+function requestHash(command: PlaceOrderCommand): string {
+  const lines = command.lines.map((l) => [l.sku, l.quantity]);
+  return createHash("sha256").update(JSON.stringify([lines, command.contactEmail])).digest("hex");
+}
+
+/** Same customer and key: the same order and eventId come back; other input under the key is CONFLICT. */
+export async function placeOrder(deps: CommandDeps, customerId: string, command: PlaceOrderCommand): Promise<CommandResult> {
+  const hash = requestHash(command);
+  const earlier = await findByKey(deps.db, customerId, command.idempotencyKey);
+  if (earlier) return replayPlacement(earlier, hash);
+
+  const skus = [...new Set(command.lines.map((l) => l.sku))];
+  const rows = skus.length > 0 ? await deps.db.select().from(products).where(inArray(products.sku, skus)) : [];
+  const catalog = new Map<string, CatalogProduct>(rows.map((p) => [p.sku, p]));
+  const placement = decidePlacement(command, catalog, deps.modules, deps.requiredForCompletion);
+
+  const orderId = randomUUID();
+  // The placement's eventId is its OrderStateChanged, so a client can subscribe `after` it.
+  const placedEventId = randomUUID();
+  return deps.db.transaction(async (tx) => {
+    const inserted = await tx
+      .insert(salesOrders)
+      .values({
+        id: orderId,
+        status: "pending",
+        customerId,
+        contactEmail: command.contactEmail,
+        totalAmount: placement.totalAmount,
+        currency: placement.currency,
+        requiredModules: placement.requiredModules,
+        involvedModules: placement.involvedModules,
+        idempotencyKey: command.idempotencyKey,
+        requestHash: hash,
+        placedEventId,
+        // Millisecond precision, like the cursors of the orders list that compare with it.
+        createdAt: new Date(),
+      })
+      .onConflictDoNothing()
+      .returning();
+    const order = inserted[0];
+    // A concurrent request with the same key won the race: answer with its order.
+    if (!order) {
+      const winner = await findByKey(tx, customerId, command.idempotencyKey);
+      return replayPlacement(winner!, hash);
+    }
+    await tx.insert(orderLines).values(placement.lines.map((l, position) => ({ ...l, orderId, position })));
+    await enqueue(tx, [
+      { id: placedEventId, type: orderStateChanged, orderId, payload: { from: null, to: "pending", customerId } },
+      {
+        type: "OrderPlaced",
+        orderId,
+        payload: {
+          customerId,
+          lines: placement.lines,
+          totalAmount: placement.totalAmount,
+          currency: placement.currency,
+          involvedModules: placement.involvedModules,
+          requiredModules: placement.requiredModules,
+        },
+      },
+    ]);
+    return { order, eventId: placedEventId };
+  });
+}
+
+async function findByKey(db: Executor, customerId: string, key: string) {
+  const [order] = await db
+    .select()
+    .from(salesOrders)
+    .where(and(eq(salesOrders.customerId, customerId), eq(salesOrders.idempotencyKey, key)));
+  return order;
+}
+
+function replayPlacement(order: OrderRow, hash: string): CommandResult {
+  if (order.requestHash !== hash) refuse("CONFLICT", "idempotencyKey was already used with other input");
+  return { order, eventId: order.placedEventId };
+}
+
+/** The payment callback: PENDING → CONFIRMED, and OrderConfirmed for every module. */
+export async function confirmPayment(deps: CommandDeps, orderId: string, payment: PaymentCallback): Promise<CommandResult> {
+  return deps.db.transaction(async (tx) => {
+    const order = (await lockOrder(tx, orderId)) ?? refuse("NOT_FOUND", "no such order");
+    if (decideConfirmation(order, payment) === "replay") return { order, eventId: order.confirmedEventId! };
+    const confirmedEventId = randomUUID();
+    const moved = await transitionOrder(tx, order, "confirmed", {
+      eventId: confirmedEventId,
+      set: { paymentReference: payment.paymentReference, confirmedEventId },
+      events: [
+        {
+          type: "OrderConfirmed",
+          orderId,
+          payload: { paymentReference: payment.paymentReference, amount: payment.amount, currency: payment.currency },
+        },
+      ],
+    });
+    if (!moved) return refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be confirmed`);
+    return { order: moved.order, eventId: confirmedEventId };
+  });
+}
+
+/** Cancel (or a module's veto): every involved module rolls back on OrderCancelled. */
+export async function cancelOrder(
+  deps: CommandDeps,
+  orderId: string,
+  reason: string,
+  canSee: (order: OrderRow) => boolean = () => true,
+): Promise<CommandResult> {
+  return deps.db.transaction(async (tx) => {
+    const order = await lockOrder(tx, orderId);
+    if (!order || !canSee(order)) return refuse("NOT_FOUND", "no such order");
+    if (decideCancel(order, reason) === "unchanged") return { order, eventId: order.cancelledEventId! };
+    const cancelledEventId = randomUUID();
+    const moved = await transitionOrder(tx, order, "cancelled", {
+      eventId: cancelledEventId,
+      reason,
+      set: { cancellationReason: reason, cancelledEventId },
+      events: [{ type: "OrderCancelled", orderId, payload: { reason, from: order.status } }],
+    });
+    if (!moved) return refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be cancelled`);
+    return { order: moved.order, eventId: cancelledEventId };
+  });
+}

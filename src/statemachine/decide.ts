@@ -1,0 +1,147 @@
+/**
+ * The shared state machine's decisions, as pure functions of the order and
+ * the command: no I/O, so they are tested on their own.
+ */
+import { refuse } from "../errors.ts";
+import type { ProductKind } from "../modules/catalog/table.ts";
+import type { ModuleDefinition } from "./module.ts";
+import { canMove, type OrderStatus } from "./states.ts";
+
+export interface CatalogProduct {
+  sku: string;
+  name: string;
+  kind: ProductKind;
+  priceAmount: number;
+  currency: string;
+}
+
+export interface PlaceOrderCommand {
+  lines: { sku: string; quantity: number }[];
+  contactEmail: string;
+  idempotencyKey: string;
+}
+
+export interface Placement {
+  lines: { sku: string; name: string; kind: ProductKind; quantity: number; unitAmount: number; currency: string }[];
+  totalAmount: number;
+  currency: string;
+  involvedModules: string[];
+  requiredModules: string[];
+}
+
+const emailPattern = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/** A total beyond a 32-bit GraphQL Int cannot be shown to clients. */
+const maxAmount = 2_147_483_647;
+
+export function decidePlacement(
+  command: PlaceOrderCommand,
+  catalog: Map<string, CatalogProduct>,
+  modules: readonly Pick<ModuleDefinition, "name" | "involvedIn">[],
+  requiredForCompletion: readonly string[],
+): Placement {
+  if (command.lines.length === 0) refuse("BAD_USER_INPUT", "an order needs at least one line");
+  if (command.lines.length > 100) refuse("BAD_USER_INPUT", "an order has at most 100 lines");
+  if (command.contactEmail.length > 254 || !emailPattern.test(command.contactEmail)) {
+    refuse("BAD_USER_INPUT", "contactEmail is not an email address");
+  }
+  const key = command.idempotencyKey;
+  if (key.length === 0 || key.length > 200) refuse("BAD_USER_INPUT", "idempotencyKey must be 1 to 200 characters");
+  const lines: Placement["lines"] = [];
+  for (const line of command.lines) {
+    if (!Number.isInteger(line.quantity) || line.quantity < 1 || line.quantity > 10_000) {
+      refuse("BAD_USER_INPUT", `quantity of ${line.sku} must be between 1 and 10000`);
+    }
+    const product = catalog.get(line.sku);
+    if (!product) return refuse("NOT_FOUND", `no product with SKU ${line.sku}`);
+    lines.push({
+      sku: product.sku,
+      name: product.name,
+      kind: product.kind,
+      quantity: line.quantity,
+      unitAmount: product.priceAmount,
+      currency: product.currency,
+    });
+  }
+  const currency = lines[0]!.currency;
+  if (lines.some((l) => l.currency !== currency)) refuse("BAD_USER_INPUT", "all lines must be in one currency");
+  const totalAmount = lines.reduce((sum, l) => sum + l.unitAmount * l.quantity, 0);
+  if (totalAmount > maxAmount) refuse("BAD_USER_INPUT", "the order total is too large");
+  const facts = { orderId: "", lines };
+  const involvedModules = modules.filter((m) => m.involvedIn(facts)).map((m) => m.name);
+  const requiredModules = involvedModules.filter((m) => requiredForCompletion.includes(m));
+  return { lines, totalAmount, currency, involvedModules, requiredModules };
+}
+
+export interface OrderState {
+  status: OrderStatus;
+  totalAmount: number;
+  currency: string;
+  paymentReference: string | null;
+}
+
+export interface PaymentCallback {
+  paymentReference: string;
+  amount: number;
+  currency: string;
+}
+
+/** "replay": the same payment was applied already, answer as before. */
+export function decideConfirmation(order: OrderState, payment: PaymentCallback): "confirm" | "replay" {
+  if (payment.paymentReference.length === 0 || payment.paymentReference.length > 200) {
+    refuse("BAD_USER_INPUT", "paymentReference must be 1 to 200 characters");
+  }
+  if (order.paymentReference !== null && order.paymentReference === payment.paymentReference) return "replay";
+  if (payment.amount !== order.totalAmount || payment.currency !== order.currency) {
+    refuse(
+      "BAD_USER_INPUT",
+      `the payment (${payment.amount} ${payment.currency}) is not the order's total (${order.totalAmount} ${order.currency})`,
+    );
+  }
+  if (!canMove(order.status, "confirmed")) {
+    refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be confirmed`);
+  }
+  return "confirm";
+}
+
+/** "unchanged": cancelling a cancelled order answers it as it is. */
+export function decideCancel(order: Pick<OrderState, "status">, reason: string): "cancel" | "unchanged" {
+  if (reason.trim().length === 0 || reason.length > 500) refuse("BAD_USER_INPUT", "reason must be 1 to 500 characters");
+  if (order.status === "cancelled") return "unchanged";
+  if (!canMove(order.status, "cancelled")) {
+    refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be cancelled`);
+  }
+  return "cancel";
+}
+
+export interface ModuleProgress {
+  module: string;
+  state: string | undefined;
+}
+
+/**
+ * The completion aggregate: the shared-state moves the modules' rows call
+ * for, in order. A required module with no row yet blocks completion.
+ */
+export function decideProgress(
+  status: OrderStatus,
+  requiredModules: readonly string[],
+  rows: ReadonlyMap<string, string>,
+  modules: readonly Pick<ModuleDefinition, "name" | "terminalHappy" | "startsFulfilment">[],
+): OrderStatus[] {
+  const moves: OrderStatus[] = [];
+  let current = status;
+  const started = modules.some((m) => {
+    const state = rows.get(m.name);
+    return state !== undefined && (m.startsFulfilment ?? []).includes(state);
+  });
+  if (current === "confirmed" && started) {
+    moves.push("fulfilling");
+    current = "fulfilling";
+  }
+  const done = requiredModules.every((name) => {
+    const module = modules.find((m) => m.name === name);
+    return module !== undefined && rows.get(name) === module.terminalHappy;
+  });
+  if (current === "fulfilling" && done) moves.push("completed");
+  return moves;
+}

@@ -1,0 +1,48 @@
+import type { Listener } from "../relay/listener.ts";
+import { decideProgress } from "./decide.ts";
+import type { ModuleDefinition } from "./module.ts";
+import { moduleEventType, readModuleRow } from "./module-rows.ts";
+import { orderCancelled } from "./module-listener.ts";
+import { canMove } from "./states.ts";
+import { lockOrder, transitionOrder } from "./transition.ts";
+
+/**
+ * The `orders` role: the shared state machine's own listener. It hears every
+ * module's row changes and moves the shared order (confirmed → fulfilling →
+ * completed, or cancelled on a veto), reading the rows as they are now rather
+ * than trusting the order in which the events arrive.
+ */
+export function ordersListener(modules: readonly ModuleDefinition[]): Listener {
+  const moduleEvents = new Set(modules.flatMap((m) => m.states.map((s) => moduleEventType(m, s))));
+  return {
+    name: "orders",
+    handles: (type) => moduleEvents.has(type),
+    async handle(tx, event) {
+      const order = await lockOrder(tx, event.orderId);
+      if (!order) return;
+      const source = modules.find((m) => m.name === event.payload.module);
+      const state = String(event.payload.state);
+      if (source?.vetoes?.includes(state) && canMove(order.status, "cancelled")) {
+        const reason = `${source.name} vetoed the order (${state})`;
+        await transitionOrder(tx, order, "cancelled", {
+          reason,
+          set: { cancellationReason: reason },
+          events: [{ type: orderCancelled, orderId: order.id, payload: { reason, from: order.status, veto: source.name } }],
+        });
+        return;
+      }
+      const rows = new Map<string, string>();
+      for (const name of order.involvedModules) {
+        const module = modules.find((m) => m.name === name);
+        const row = module && (await readModuleRow(tx, module, order.id));
+        if (row) rows.set(name, row.state);
+      }
+      let current = order;
+      for (const to of decideProgress(order.status, order.requiredModules, rows, modules)) {
+        const moved = await transitionOrder(tx, current, to);
+        if (!moved) return;
+        current = moved.order;
+      }
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import { and, eq, inArray } from "drizzle-orm";
+import type { Tx } from "../db/database.ts";
+import { type EnqueuedEvent, enqueue, type NewEvent } from "../relay/outbox.ts";
+import { type OrderStatus, statusesBefore } from "./states.ts";
+import { type OrderRow, salesOrders } from "./tables.ts";
+
+export const orderStateChanged = "OrderStateChanged";
+
+/**
+ * Moves the shared order to `to` with a guarded UPDATE (only from a state the
+ * transition table allows) and enqueues OrderStateChanged with any domain
+ * events, in the caller's transaction. Returns undefined when the order was
+ * not in a state that allows it, so a late or repeated cause changes nothing.
+ */
+export async function transitionOrder(
+  tx: Tx,
+  order: Pick<OrderRow, "id" | "status" | "customerId">,
+  to: OrderStatus,
+  options: {
+    /** The OrderStateChanged event's id, when the caller stores it on the order too. */
+    eventId?: string;
+    reason?: string;
+    set?: Partial<typeof salesOrders.$inferInsert>;
+    events?: NewEvent[];
+  } = {},
+): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent } | undefined> {
+  const [moved] = await tx
+    .update(salesOrders)
+    .set({ ...options.set, status: to, updatedAt: new Date() })
+    .where(and(eq(salesOrders.id, order.id), eq(salesOrders.status, order.status), inArray(salesOrders.status, statusesBefore(to))))
+    .returning();
+  if (!moved) return undefined;
+  const [stateChanged] = await enqueue(tx, [
+    {
+      id: options.eventId,
+      type: orderStateChanged,
+      orderId: order.id,
+      // customerId lets the gateway tell who may see the change without reading the order.
+      payload: { from: order.status, to, customerId: order.customerId, ...(options.reason ? { reason: options.reason } : {}) },
+    },
+    ...(options.events ?? []),
+  ]);
+  return { order: moved, stateChanged: stateChanged! };
+}
+
+export async function lockOrder(tx: Tx, orderId: string): Promise<OrderRow | undefined> {
+  const [order] = await tx.select().from(salesOrders).where(eq(salesOrders.id, orderId)).for("update");
+  return order;
+}

@@ -1,0 +1,88 @@
+/* eslint-disable */
+import * as types from './graphql.ts';
+import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
+
+/**
+ * Map of all GraphQL operations in the project.
+ *
+ * This map has several performance disadvantages:
+ * 1. It is not tree-shakeable, so it will include all operations in the project.
+ * 2. It is not minifiable, so the string of a GraphQL query will be multiple times inside the bundle.
+ * 3. It does not support dead code elimination, so it will add unused operations.
+ *
+ * Therefore it is highly recommended to use the babel or swc plugin for production.
+ * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
+ */
+type Documents = {
+    "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n": typeof types.PlaceOrderDocument,
+    "\n  mutation ConfirmPayment($input: ConfirmPaymentInput!) {\n    confirmPayment(input: $input) { eventId order { id status } }\n  }\n": typeof types.ConfirmPaymentDocument,
+    "\n  mutation CancelOrder($input: CancelOrderInput!) {\n    cancelOrder(input: $input) { eventId order { id status cancellationReason } }\n  }\n": typeof types.CancelOrderDocument,
+    "\n  query OrderById($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      customerId\n      contactEmail\n      requiredModules\n      cancellationReason\n      total { amount currency }\n      lines { sku kind quantity unitPrice { amount currency } }\n      modules {\n        __typename\n        module\n        state\n        ... on FinanceState { invoiceState invoiceNumber }\n      }\n      events { id type occurredAt }\n    }\n  }\n": typeof types.OrderByIdDocument,
+    "\n  query Orders($first: Int, $after: String, $status: OrderStatus) {\n    orders(first: $first, after: $after, status: $status) {\n      edges { cursor node { id status } }\n      pageInfo { hasNextPage endCursor }\n    }\n  }\n": typeof types.OrdersDocument,
+    "\n  query Products { products { sku name kind price { amount currency } } }\n": typeof types.ProductsDocument,
+    "\n  mutation UpsertProduct($input: UpsertProductInput!) {\n    upsertProduct(input: $input) { sku name kind price { amount currency } }\n  }\n": typeof types.UpsertProductDocument,
+    "\n  subscription OrderStateChanged($orderId: ID, $after: ID) {\n    orderStateChanged(orderId: $orderId, after: $after) {\n      eventId orderId from to occurredAt order { id status }\n    }\n  }\n": typeof types.OrderStateChangedDocument,
+};
+const documents: Documents = {
+    "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n": types.PlaceOrderDocument,
+    "\n  mutation ConfirmPayment($input: ConfirmPaymentInput!) {\n    confirmPayment(input: $input) { eventId order { id status } }\n  }\n": types.ConfirmPaymentDocument,
+    "\n  mutation CancelOrder($input: CancelOrderInput!) {\n    cancelOrder(input: $input) { eventId order { id status cancellationReason } }\n  }\n": types.CancelOrderDocument,
+    "\n  query OrderById($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      customerId\n      contactEmail\n      requiredModules\n      cancellationReason\n      total { amount currency }\n      lines { sku kind quantity unitPrice { amount currency } }\n      modules {\n        __typename\n        module\n        state\n        ... on FinanceState { invoiceState invoiceNumber }\n      }\n      events { id type occurredAt }\n    }\n  }\n": types.OrderByIdDocument,
+    "\n  query Orders($first: Int, $after: String, $status: OrderStatus) {\n    orders(first: $first, after: $after, status: $status) {\n      edges { cursor node { id status } }\n      pageInfo { hasNextPage endCursor }\n    }\n  }\n": types.OrdersDocument,
+    "\n  query Products { products { sku name kind price { amount currency } } }\n": types.ProductsDocument,
+    "\n  mutation UpsertProduct($input: UpsertProductInput!) {\n    upsertProduct(input: $input) { sku name kind price { amount currency } }\n  }\n": types.UpsertProductDocument,
+    "\n  subscription OrderStateChanged($orderId: ID, $after: ID) {\n    orderStateChanged(orderId: $orderId, after: $after) {\n      eventId orderId from to occurredAt order { id status }\n    }\n  }\n": types.OrderStateChangedDocument,
+};
+
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ *
+ *
+ * @example
+ * ```ts
+ * const query = graphql(`query GetUser($id: ID!) { user(id: $id) { name } }`);
+ * ```
+ *
+ * The query argument is unknown!
+ * Please regenerate the types.
+ */
+export function graphql(source: string): unknown;
+
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n"): (typeof documents)["\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation ConfirmPayment($input: ConfirmPaymentInput!) {\n    confirmPayment(input: $input) { eventId order { id status } }\n  }\n"): (typeof documents)["\n  mutation ConfirmPayment($input: ConfirmPaymentInput!) {\n    confirmPayment(input: $input) { eventId order { id status } }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation CancelOrder($input: CancelOrderInput!) {\n    cancelOrder(input: $input) { eventId order { id status cancellationReason } }\n  }\n"): (typeof documents)["\n  mutation CancelOrder($input: CancelOrderInput!) {\n    cancelOrder(input: $input) { eventId order { id status cancellationReason } }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query OrderById($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      customerId\n      contactEmail\n      requiredModules\n      cancellationReason\n      total { amount currency }\n      lines { sku kind quantity unitPrice { amount currency } }\n      modules {\n        __typename\n        module\n        state\n        ... on FinanceState { invoiceState invoiceNumber }\n      }\n      events { id type occurredAt }\n    }\n  }\n"): (typeof documents)["\n  query OrderById($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      customerId\n      contactEmail\n      requiredModules\n      cancellationReason\n      total { amount currency }\n      lines { sku kind quantity unitPrice { amount currency } }\n      modules {\n        __typename\n        module\n        state\n        ... on FinanceState { invoiceState invoiceNumber }\n      }\n      events { id type occurredAt }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query Orders($first: Int, $after: String, $status: OrderStatus) {\n    orders(first: $first, after: $after, status: $status) {\n      edges { cursor node { id status } }\n      pageInfo { hasNextPage endCursor }\n    }\n  }\n"): (typeof documents)["\n  query Orders($first: Int, $after: String, $status: OrderStatus) {\n    orders(first: $first, after: $after, status: $status) {\n      edges { cursor node { id status } }\n      pageInfo { hasNextPage endCursor }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query Products { products { sku name kind price { amount currency } } }\n"): (typeof documents)["\n  query Products { products { sku name kind price { amount currency } } }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation UpsertProduct($input: UpsertProductInput!) {\n    upsertProduct(input: $input) { sku name kind price { amount currency } }\n  }\n"): (typeof documents)["\n  mutation UpsertProduct($input: UpsertProductInput!) {\n    upsertProduct(input: $input) { sku name kind price { amount currency } }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  subscription OrderStateChanged($orderId: ID, $after: ID) {\n    orderStateChanged(orderId: $orderId, after: $after) {\n      eventId orderId from to occurredAt order { id status }\n    }\n  }\n"): (typeof documents)["\n  subscription OrderStateChanged($orderId: ID, $after: ID) {\n    orderStateChanged(orderId: $orderId, after: $after) {\n      eventId orderId from to occurredAt order { id status }\n    }\n  }\n"];
+
+export function graphql(source: string) {
+  return (documents as any)[source] ?? {};
+}
+
+export type DocumentType<TDocumentNode extends DocumentNode<any, any>> = TDocumentNode extends DocumentNode<  infer TType,  any>  ? TType  : never;

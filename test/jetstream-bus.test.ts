@@ -1,0 +1,381 @@
+import { randomUUID } from "node:crypto";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { afterAll, describe, expect, it } from "vitest";
+import type { BusEvent, Delivery, Outcome } from "../src/relay/bus.ts";
+import { JetStreamBus } from "../src/relay/jetstream-bus.ts";
+
+const url = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+
+const buses: JetStreamBus[] = [];
+const streams = new Set<string>();
+
+afterAll(async () => {
+  await Promise.all(buses.map((b) => b.close()));
+  const nc = await connect({ servers: url });
+  const jsm = await jetstreamManager(nc);
+  for (const stream of streams) await jsm.streams.delete(stream).catch(() => {});
+  await nc.close();
+});
+
+/** Each test gets its own stream, so "from the first event ever published" means this test's events. */
+function newPrefix(): string {
+  const prefix = `t_${randomUUID().slice(0, 8)}`;
+  streams.add(`${prefix}_events`);
+  return prefix;
+}
+
+const errors: object[] = [];
+const logger = { info() {}, warn() {}, error: (obj: object) => void errors.push(obj) };
+
+async function startBus(prefix: string): Promise<JetStreamBus> {
+  const bus = new JetStreamBus({ url, prefix, logger });
+  buses.push(bus);
+  await bus.start();
+  return bus;
+}
+
+function event(type = "OrderPlaced"): BusEvent {
+  return {
+    id: randomUUID(),
+    type,
+    orderId: randomUUID(),
+    occurredAt: new Date().toISOString(),
+    payload: { note: "test" },
+  };
+}
+
+const done: Outcome = { kind: "done" };
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitFor(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+// Above waitFor's 10s, so a missing event fails with its own message.
+describe("JetStreamBus", { timeout: 20_000 }, () => {
+  it("delivers an event published twice with the same id once", async () => {
+    const bus = await startBus(newPrefix());
+    const a = event();
+    const b = event();
+    await bus.publish([a]);
+    await bus.publish([a, b]);
+
+    const seen: string[] = [];
+    const consumption = await bus.consume({
+      name: "dedupe",
+      handle: async (d) => {
+        seen.push(d.event.id);
+        return done;
+      },
+    });
+    // Stream order: a duplicate of a would be stored before b, so seeing b means it would have come.
+    await waitFor("b", () => seen.includes(b.id));
+    await consumption.stop();
+    expect(seen).toEqual([a.id, b.id]);
+  });
+
+  it("lets a consumer created late catch up from the first event, in publish order", async () => {
+    const bus = await startBus(newPrefix());
+    const first = Array.from({ length: 20 }, () => event());
+    const second = Array.from({ length: 5 }, () => event("OrderConfirmed"));
+    await bus.publish(first);
+    await bus.publish(second);
+    const published = [...first, ...second].map((e) => e.id);
+
+    const deliveries: Delivery[] = [];
+    const consumption = await bus.consume({
+      name: "late",
+      handle: async (d) => {
+        deliveries.push(d);
+        return done;
+      },
+    });
+    await waitFor("every event", () => deliveries.length >= published.length);
+    await consumption.stop();
+
+    expect(deliveries.map((d) => d.event.id)).toEqual(published);
+    expect(deliveries.map((d) => d.sequence)).toEqual(published.map((_, i) => i + 1));
+    expect(deliveries.every((d) => d.attempt === 1)).toBe(true);
+    expect(deliveries[0]?.event).toEqual(first[0]);
+  });
+
+  it("redelivers an event after a retry outcome, with attempt 2 and the same sequence", async () => {
+    const bus = await startBus(newPrefix());
+    const e = event();
+    await bus.publish([event(), e]);
+
+    const deliveries: Delivery[] = [];
+    const consumption = await bus.consume({
+      name: "retry",
+      handle: async (d) => {
+        deliveries.push(d);
+        if (d.event.id === e.id && d.attempt === 1) return { kind: "retry", delayMs: 50 };
+        return done;
+      },
+    });
+    await waitFor("the redelivery", () => deliveries.filter((d) => d.event.id === e.id).length >= 2);
+    await consumption.stop();
+
+    const mine = deliveries.filter((d) => d.event.id === e.id);
+    expect(mine.map((d) => d.attempt)).toEqual([1, 2]);
+    expect(mine[0]?.sequence).toBe(2);
+    expect(mine[1]?.sequence).toBe(2);
+  });
+
+  it("shares a durable consumer between two processes, each event done by exactly one", async () => {
+    const prefix = newPrefix();
+    const [one, two] = await Promise.all([startBus(prefix), startBus(prefix)]);
+    const doneBy = new Map<string, string[]>();
+    const spec = (who: string) => ({
+      name: "shared",
+      concurrency: 2,
+      handle: async (d: Delivery): Promise<Outcome> => {
+        await sleep(5);
+        doneBy.set(d.event.id, [...(doneBy.get(d.event.id) ?? []), who]);
+        return done;
+      },
+    });
+    // Both create the consumer at the same moment, as two processes starting together would.
+    const consumptions = await Promise.all([one!.consume(spec("one")), two!.consume(spec("two"))]);
+    const events = Array.from({ length: 60 }, () => event());
+    await one!.publish(events);
+
+    await waitFor("every event", () => doneBy.size >= events.length);
+    await Promise.all(consumptions.map((c) => c.stop()));
+
+    expect([...doneBy.keys()].sort()).toEqual(events.map((e) => e.id).sort());
+    const handlers = [...doneBy.values()];
+    expect(handlers.filter((h) => h.length !== 1)).toEqual([]);
+    expect(handlers.some((h) => h[0] === "one")).toBe(true);
+    expect(handlers.some((h) => h[0] === "two")).toBe(true);
+  });
+
+  it("tails only later events, or the ones after a given sequence", async () => {
+    const prefix = newPrefix();
+    const bus = await startBus(prefix);
+    const old = [event("OrderPlaced"), event("OrderPlaced")];
+    await bus.publish(old);
+
+    const live: Delivery[] = [];
+    const tail = await bus.tail({ types: ["OrderPlaced", "OrderConfirmed"] }, (d) => live.push(d));
+    const placed = event("OrderPlaced");
+    const invoiced = event("InvoiceIssued");
+    const confirmed = event("OrderConfirmed");
+    await bus.publish([placed, invoiced, confirmed]);
+    await waitFor("the live events", () => live.some((d) => d.event.id === confirmed.id));
+    expect(live.map((d) => d.event.id)).toEqual([placed.id, confirmed.id]);
+    expect(live.map((d) => d.attempt)).toEqual([1, 1]);
+
+    const placedSequence = live[0]!.sequence;
+    expect(placedSequence).toBe(3);
+    const after: Delivery[] = [];
+    const resumed = await bus.tail(
+      { types: ["OrderPlaced", "OrderConfirmed"], afterSequence: placedSequence },
+      (d) => after.push(d),
+    );
+    // One type: filtered by subject on the server.
+    const placedOnly: Delivery[] = [];
+    const fromStart = await bus.tail({ types: ["OrderPlaced"], afterSequence: 0 }, (d) => placedOnly.push(d));
+    await waitFor("the resumed tail", () => after.length >= 1);
+    await waitFor("the placed-only tail", () => placedOnly.some((d) => d.event.id === placed.id));
+
+    await Promise.all([tail.stop(), resumed.stop(), fromStart.stop()]);
+    // Stopped tails leave no consumer behind on the server.
+    const nc = await connect({ servers: url });
+    const jsm = await jetstreamManager(nc);
+    await waitFor(
+      "the tail consumers to go",
+      async () => (await jsm.consumers.list(`${prefix}_events`).next()).length === 0,
+    );
+    await nc.close();
+    expect(after.map((d) => d.event.id)).toEqual([confirmed.id]);
+    expect(after[0]?.sequence).toBe(5);
+    expect(placedOnly.map((d) => d.event.id)).toEqual([...old.map((e) => e.id), placed.id]);
+  });
+
+  it("stop() waits for the handler in flight", async () => {
+    const bus = await startBus(newPrefix());
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let started = 0;
+    let finished = 0;
+    // A free slot left, so only stop() itself can be the one waiting for the handler.
+    const consumption = await bus.consume({
+      name: "slow",
+      concurrency: 2,
+      handle: async () => {
+        started++;
+        await gate;
+        finished++;
+        return done;
+      },
+    });
+    await bus.publish([event()]);
+    await waitFor("the handler", () => started === 1);
+
+    let stopped = false;
+    const stopping = consumption.stop().then(() => {
+      stopped = true;
+    });
+    await sleep(100);
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    expect(finished).toBe(1);
+  });
+
+  it("stop() hands nothing more to the handler", async () => {
+    const bus = await startBus(newPrefix());
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const handled: string[] = [];
+    const consumption = await bus.consume({
+      name: "buffered",
+      concurrency: 2,
+      handle: async (d) => {
+        handled.push(d.event.id);
+        await gate;
+        return done;
+      },
+    });
+    const events = [event(), event(), event()];
+    await bus.publish(events);
+    // Both slots busy; the third event is at most in the client's buffer.
+    await waitFor("two handlers", () => handled.length === 2);
+    const stopping = consumption.stop();
+    release();
+    await stopping;
+    expect(handled).toEqual(events.slice(0, 2).map((e) => e.id));
+
+    // Handed back rather than left to ack_wait (30s), so the next consumer of that name gets it at once.
+    const again: Delivery[] = [];
+    const next = await bus.consume({
+      name: "buffered",
+      handle: async (d) => {
+        again.push(d);
+        return done;
+      },
+    });
+    await waitFor("the third event", () => again.length >= 1);
+    await next.stop();
+    expect(again.map((d) => d.event.id)).toEqual([events[2]!.id]);
+  });
+
+  it("re-creates its consumer when it is deleted from under it", async () => {
+    const prefix = newPrefix();
+    const bus = await startBus(prefix);
+    const seen: string[] = [];
+    const consumption = await bus.consume({
+      name: "phoenix",
+      handle: async (d) => {
+        seen.push(d.event.id);
+        return done;
+      },
+    });
+    const before = event();
+    await bus.publish([before]);
+    await waitFor("the first event", () => seen.includes(before.id));
+
+    const nc = await connect({ servers: url });
+    await (await jetstreamManager(nc)).consumers.delete(`${prefix}_events`, `${prefix}_phoenix`);
+    await nc.close();
+    const after = event();
+    await bus.publish([after]);
+    await waitFor("the event after the deletion", () => seen.includes(after.id));
+    await consumption.stop();
+    // The new consumer starts from the first event again: at least once.
+    expect(seen).toEqual([before.id, before.id, after.id]);
+  });
+
+  it("terminates a message that is not JSON and goes on with the next", async () => {
+    const prefix = newPrefix();
+    const bus = await startBus(prefix);
+    const nc = await connect({ servers: url });
+    nc.publish(`${prefix}.events.Broken.x`, "not json");
+    await nc.flush();
+    await nc.close();
+    const good = event();
+    await bus.publish([good]);
+
+    const seen: string[] = [];
+    const before = errors.length;
+    const consumption = await bus.consume({
+      name: "poison",
+      handle: async (d) => {
+        seen.push(d.event.id);
+        return done;
+      },
+    });
+    await waitFor("the good event", () => seen.length >= 1);
+    await consumption.stop();
+    expect(seen).toEqual([good.id]);
+    expect(errors.length).toBeGreaterThan(before);
+    // Terminated, not handed back: nothing waits for an ack and nothing was redelivered.
+    const nc2 = await connect({ servers: url });
+    const info = await (await jetstreamManager(nc2)).consumers.info(`${prefix}_events`, `${prefix}_poison`);
+    await nc2.close();
+    expect({ pending: info.num_ack_pending, redelivered: info.num_redelivered }).toEqual({
+      pending: 0,
+      redelivered: 0,
+    });
+  });
+
+  it("closes promptly while consuming, after the handler in flight, idempotently", async () => {
+    const bus = await startBus(newPrefix());
+    await bus.ping();
+    let started = 0;
+    let finished = 0;
+    await bus.consume({
+      name: "closing",
+      handle: async (d) => {
+        started++;
+        if (d.event.type === "Slow") await sleep(200);
+        finished++;
+        return done;
+      },
+    });
+    await bus.publish([event()]);
+    await waitFor("the first event", () => finished === 1);
+    await bus.publish([event("Slow")]);
+    await waitFor("the slow handler", () => started === 2);
+
+    // A pull request waits at the server for 30s: close must not wait for it, only for the handler.
+    const startedAt = Date.now();
+    await bus.close();
+    expect(Date.now() - startedAt).toBeLessThan(2_000);
+    expect(finished).toBe(2);
+    await bus.close();
+    await expect(bus.ping()).rejects.toThrow("closed");
+  });
+
+  it("rejects a publish that JetStream does not acknowledge", async () => {
+    const prefix = newPrefix();
+    const bus = await startBus(prefix);
+    const nc = await connect({ servers: url });
+    await (await jetstreamManager(nc)).streams.delete(`${prefix}_events`);
+    await nc.close();
+    // No stream listens on the subject any more, so nothing can acknowledge.
+    await expect(bus.publish([event(), event()])).rejects.toThrow("not acknowledged");
+  });
+
+  it("rejects ping before start", async () => {
+    const bus = new JetStreamBus({ url, prefix: newPrefix() });
+    await expect(bus.ping()).rejects.toThrow("not started");
+  });
+});
