@@ -3,3 +3,6 @@ export * from "../modules/catalog/table.ts";
 export * from "../modules/finance/table.ts";
 export * from "../relay/tables.ts";
 export * from "../statemachine/tables.ts";
+export * from "../modules/logistics/table.ts";
+export * from "../modules/subscription/table.ts";
+export * from "../modules/travelium/table.ts";

@@ -5,7 +5,7 @@ import { canSee, requireRole, requireScope } from "./auth.ts";
 import { builder } from "./builder.ts";
 import { isUuid, OrderRef } from "./order.ts";
 
-const OrderCommandPayload = builder.objectRef<{ order: OrderRow; eventId: string }>("OrderCommandPayload").implement({
+export const OrderCommandPayload = builder.objectRef<{ order: OrderRow; eventId: string }>("OrderCommandPayload").implement({
   description: "What a mutation did: the order as it stands and the outbox event it enqueued.",
   fields: (t) => ({
     order: t.field({ type: OrderRef, resolve: (p) => p.order }),
@@ -41,7 +41,7 @@ const CancelOrderInput = builder.inputType("CancelOrderInput", {
   fields: (t) => ({ orderId: t.id({ required: true }), reason: t.string({ required: true }) }),
 });
 
-const orderId = (id: string): string => (isUuid(id) ? id : refuse("NOT_FOUND", "no such order"));
+export const orderId = (id: string): string => (isUuid(id) ? id : refuse("NOT_FOUND", "no such order"));
 
 builder.mutationField("placeOrder", (t) =>
   t.field({

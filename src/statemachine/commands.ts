@@ -18,7 +18,7 @@ import {
   type PlaceOrderCommand,
 } from "./decide.ts";
 import type { ModuleDefinition } from "./module.ts";
-import { type OrderRow, orderLines, salesOrders } from "./tables.ts";
+import { type OrderRow, orderLines, partnerReports, salesOrders } from "./tables.ts";
 import { lockOrder, orderStateChanged, transitionOrder } from "./transition.ts";
 
 export interface CommandResult {
@@ -115,6 +115,10 @@ export async function confirmPayment(deps: CommandDeps, orderId: string, payment
   return deps.db.transaction(async (tx) => {
     const order = (await lockOrder(tx, orderId)) ?? refuse("NOT_FOUND", "no such order");
     if (decideConfirmation(order, payment) === "replay") return { order, eventId: order.confirmedEventId! };
+    const lines = await tx
+      .select({ sku: orderLines.sku, kind: orderLines.kind, quantity: orderLines.quantity })
+      .from(orderLines)
+      .where(eq(orderLines.orderId, orderId));
     const confirmedEventId = randomUUID();
     const moved = await transitionOrder(tx, order, "confirmed", {
       eventId: confirmedEventId,
@@ -123,7 +127,14 @@ export async function confirmPayment(deps: CommandDeps, orderId: string, payment
         {
           type: "OrderConfirmed",
           orderId,
-          payload: { paymentReference: payment.paymentReference, amount: payment.amount, currency: payment.currency },
+          // Everything a module needs to start its work, so that none of them has to ask Sales.
+          payload: {
+            paymentReference: payment.paymentReference,
+            amount: payment.amount,
+            currency: payment.currency,
+            lines,
+            involvedModules: order.involvedModules,
+          },
         },
       ],
     });
@@ -152,5 +163,46 @@ export async function cancelOrder(
     });
     if (!moved) return refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be cancelled`);
     return { order: moved.order, eventId: cancelledEventId };
+  });
+}
+
+/**
+ * A partner's progress report (reportShipment, reportBooking): recorded under
+ * its idempotency key and enqueued for the module's listener, which applies
+ * it. Nothing here moves the module's row.
+ */
+export async function reportProgress(
+  deps: CommandDeps,
+  module: ModuleDefinition & { report: NonNullable<ModuleDefinition["report"]> },
+  orderId: string,
+  report: { state: string; idempotencyKey: string; reportedBy: string },
+): Promise<CommandResult> {
+  const key = report.idempotencyKey;
+  if (key.length === 0 || key.length > 200) refuse("BAD_USER_INPUT", "idempotencyKey must be 1 to 200 characters");
+  return deps.db.transaction(async (tx) => {
+    const order = (await lockOrder(tx, orderId)) ?? refuse("NOT_FOUND", "no such order");
+    const [earlier] = await tx
+      .select()
+      .from(partnerReports)
+      .where(
+        and(
+          eq(partnerReports.orderId, orderId),
+          eq(partnerReports.module, module.name),
+          eq(partnerReports.idempotencyKey, key),
+        ),
+      );
+    if (earlier) {
+      if (earlier.state !== report.state) refuse("CONFLICT", "idempotencyKey was already used with another state");
+      return { order, eventId: earlier.eventId };
+    }
+    if (!order.involvedModules.includes(module.name)) {
+      refuse("INVALID_TRANSITION", `this order involves no ${module.name} work`);
+    }
+    if (order.status === "pending") refuse("INVALID_TRANSITION", "the order is not confirmed yet");
+    const [event] = await enqueue(tx, [
+      { type: module.report.event, orderId, payload: { state: report.state, idempotencyKey: key, reportedBy: report.reportedBy } },
+    ]);
+    await tx.insert(partnerReports).values({ orderId, module: module.name, idempotencyKey: key, state: report.state, eventId: event!.id });
+    return { order, eventId: event!.id };
   });
 }

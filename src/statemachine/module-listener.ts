@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Listener } from "../relay/listener.ts";
 import type { ModuleDefinition } from "./module.ts";
-import { noteCancellation, readModuleRow } from "./module-rows.ts";
+import { addNote, readModuleRow } from "./module-rows.ts";
 
 export const orderCancelled = "OrderCancelled";
 
@@ -17,7 +17,7 @@ export function moduleListener<S extends string>(module: ModuleDefinition<S>): L
       if (event.type === orderCancelled) {
         const row = await readModuleRow(tx, module, event.orderId, { lock: true });
         if (row) await module.onCancel(ctx);
-        else await noteCancellation(tx, module.name, event.orderId);
+        else await addNote(tx, module.name, event.orderId, "cancelled");
         return;
       }
       await module.on[event.type]?.(ctx);

@@ -2,7 +2,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Executor } from "../db/database.ts";
 import { enqueue } from "../relay/outbox.ts";
 import { type ModuleContext, type ModuleDefinition, moduleStatesBefore } from "./module.ts";
-import { moduleCancellations } from "./tables.ts";
+import { moduleNotes } from "./tables.ts";
 
 export interface ModuleRow<S extends string = string> {
   state: S;
@@ -54,11 +54,7 @@ export async function createModuleRow<S extends string>(
       payload: { module: module.name, state, from: null, version: 1, cause: event.id },
     },
   ]);
-  const [cancelled] = await tx
-    .select()
-    .from(moduleCancellations)
-    .where(and(eq(moduleCancellations.module, module.name), eq(moduleCancellations.orderId, event.orderId)));
-  if (cancelled) await module.onCancel(ctx);
+  if (await hasNote(tx, module.name, event.orderId, "cancelled")) await module.onCancel(ctx);
   return true;
 }
 
@@ -90,7 +86,15 @@ export async function moveModuleRow<S extends string>(ctx: ModuleContext<S>, to:
   return true;
 }
 
-/** Remembers that the order was cancelled, for a module that has no row for it yet. */
-export async function noteCancellation(db: Executor, module: string, orderId: string): Promise<void> {
-  await db.insert(moduleCancellations).values({ module, orderId }).onConflictDoNothing();
+/** Remembers a fact about an order for a module that has no row for it yet. */
+export async function addNote(db: Executor, module: string, orderId: string, note: string): Promise<void> {
+  await db.insert(moduleNotes).values({ module, orderId, note }).onConflictDoNothing();
+}
+
+export async function hasNote(db: Executor, module: string, orderId: string, note: string): Promise<boolean> {
+  const rows = await db
+    .select({ note: moduleNotes.note })
+    .from(moduleNotes)
+    .where(and(eq(moduleNotes.module, module), eq(moduleNotes.orderId, orderId), eq(moduleNotes.note, note)));
+  return rows.length > 0;
 }

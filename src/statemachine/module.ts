@@ -60,6 +60,21 @@ export interface ModuleDefinition<S extends string = string> {
     /** Nullable text columns of the row to expose too: GraphQL field name → column property. */
     strings?: Record<string, string>;
   };
+  /**
+   * A partner's progress report: a mutation that checks the caller's scope,
+   * enqueues `event` with the reported state, and leaves the work to this
+   * module's listener.
+   */
+  report?: {
+    /** e.g. reportShipment */
+    mutation: string;
+    /** e.g. ReportShipmentInput */
+    input: string;
+    /** The partner scope that may call it. */
+    scope: "payments" | "logistics" | "travelium";
+    /** e.g. ShipmentReported */
+    event: string;
+  };
   /** Handlers by event type. */
   on: Partial<Record<string, ModuleHandler<S>>>;
   /** Rule 4: roll back this module's part of a cancelled order. Called at most once per order. */

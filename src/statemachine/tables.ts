@@ -59,15 +59,31 @@ export type OrderLineRow = typeof orderLines.$inferSelect;
 
 
 /**
- * A module's note that an order was cancelled before the module had a row for
- * it, so that work it starts later (a late OrderConfirmed) is rolled back at once.
+ * What a module heard about an order before it had a row for it: "cancelled"
+ * (so work it starts later is rolled back at once) or a fact it will need when
+ * the row comes (e.g. "invoice-paid"). Each module reads and writes its own.
  */
-export const moduleCancellations = pgTable(
-  "module_cancellations",
+export const moduleNotes = pgTable(
+  "module_notes",
   {
     module: text("module").notNull(),
     orderId: uuid("order_id").notNull(),
-    cancelledAt: timestamp("cancelled_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    note: text("note").notNull(),
+    notedAt: timestamp("noted_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
   },
-  (t) => [uniqueIndex("module_cancellations_module_order").on(t.module, t.orderId)],
+  (t) => [uniqueIndex("module_notes_module_order_note").on(t.module, t.orderId, t.note)],
+);
+
+/** Partners' progress reports, by idempotency key: a retried report answers as the first did. */
+export const partnerReports = pgTable(
+  "partner_reports",
+  {
+    orderId: uuid("order_id").notNull(),
+    module: text("module").notNull(),
+    idempotencyKey: text("idempotency_key").notNull(),
+    state: text("state").notNull(),
+    eventId: uuid("event_id").notNull(),
+    reportedAt: timestamp("reported_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("partner_reports_order_module_key").on(t.orderId, t.module, t.idempotencyKey)],
 );

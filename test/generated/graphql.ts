@@ -82,7 +82,12 @@ export type OrderByIdQueryVariables = Exact<{
 }>;
 
 
-export type OrderByIdQuery = { order: { id: string, status: OrderStatus, customerId: string, contactEmail: string, requiredModules: Array<string>, cancellationReason: string | null, total: { amount: number, currency: string }, lines: Array<{ sku: string, kind: ProductKind, quantity: number, unitPrice: { amount: number, currency: string } }>, modules: Array<{ __typename: 'FinanceState', invoiceState: InvoiceState, invoiceNumber: string | null, module: string, state: string }>, events: Array<{ id: string, type: string, occurredAt: string }> } | null };
+export type OrderByIdQuery = { order: { id: string, status: OrderStatus, customerId: string, contactEmail: string, requiredModules: Array<string>, cancellationReason: string | null, total: { amount: number, currency: string }, lines: Array<{ sku: string, kind: ProductKind, quantity: number, unitPrice: { amount: number, currency: string } }>, modules: Array<
+      | { __typename: 'FinanceState', invoiceState: InvoiceState, invoiceNumber: string | null, module: string, state: string }
+      | { __typename: 'LogisticsState', module: string, state: string }
+      | { __typename: 'SubscriptionModuleState', module: string, state: string }
+      | { __typename: 'TraveliumState', module: string, state: string }
+    >, events: Array<{ id: string, type: string, occurredAt: string }> } | null };
 
 export type OrdersQueryVariables = Exact<{
   first?: number | null | undefined;

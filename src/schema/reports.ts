@@ -1,0 +1,36 @@
+import { builder } from "./builder.ts";
+import type { ModuleDefinition } from "../statemachine/module.ts";
+import * as commands from "../statemachine/commands.ts";
+import { requireScope } from "./auth.ts";
+import { OrderCommandPayload, orderId } from "./mutations.ts";
+
+/** A partner's progress-report mutation for each module that declares one (reportShipment, reportBooking). */
+export function registerReports(modules: readonly ModuleDefinition[]): void {
+  for (const module of modules) {
+    const report = module.report;
+    if (!report) continue;
+    const reporting = { ...module, report };
+    const Input = builder.inputType(report.input, {
+      fields: (t) => ({
+        orderId: t.id({ required: true }),
+        state: t.field({ type: module.graphql.stateEnum as never, required: true }),
+        idempotencyKey: t.string({ required: true }),
+      }),
+    });
+    builder.mutationField(report.mutation, (t) =>
+      t.field({
+        type: OrderCommandPayload,
+        description: `Partner (scope ${report.scope}). Applied by the ${module.name} listener; earlier or repeated states are no-ops.`,
+        args: { input: t.arg({ type: Input, required: true }) },
+        resolve: (_root, { input }, ctx) => {
+          const caller = requireScope(ctx.auth, report.scope);
+          return commands.reportProgress(ctx.commands, reporting, orderId(input.orderId), {
+            state: String(input.state),
+            idempotencyKey: input.idempotencyKey,
+            reportedBy: caller.id,
+          });
+        },
+      }),
+    );
+  }
+}
