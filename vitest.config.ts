@@ -1,6 +1,8 @@
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // graphql ships CJS and ESM builds; one copy for everything, or its instanceof checks fail.
+  resolve: { alias: { graphql: "graphql/index.js" } },
   test: {
     include: ["test/**/*.test.ts"],
     // Each file has its own database and NATS prefix, so files run side by side; two cores, so two at a time.

@@ -1,0 +1,130 @@
+import { randomUUID } from "node:crypto";
+import { and, eq, sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Database, openDatabase, query } from "../src/db/database.ts";
+import { createLogger } from "../src/log.ts";
+import type { BusEvent, Consumption } from "../src/relay/bus.ts";
+import { JetStreamBus } from "../src/relay/jetstream-bus.ts";
+import { deliver, type Listener, type ListenerDeps } from "../src/relay/listener.ts";
+import { deadLetters, processedEvents } from "../src/relay/tables.ts";
+import { createTestDatabase, natsUrl, testPrefix } from "./support/database.ts";
+import { deleteStream } from "./support/service.ts";
+import { eventually } from "./support/wait.ts";
+
+const logger = createLogger("silent");
+
+function event(type: string): BusEvent {
+  return { id: randomUUID(), type, orderId: randomUUID(), occurredAt: new Date().toISOString(), payload: {} };
+}
+
+describe("the listener runner", () => {
+  const prefix = testPrefix();
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let database: Database;
+  let bus: JetStreamBus;
+  const consumptions: Consumption[] = [];
+
+  /** A listener whose effect is a row in `effects`: count the rows to count the effects. */
+  const counting = (name: string, fail: (e: BusEvent) => boolean = () => false): Listener => ({
+    name,
+    handles: (type) => type !== "Ignored",
+    async handle(tx, e) {
+      if (fail(e)) throw new Error(`cannot handle ${e.type}`);
+      await tx.execute(sql`insert into effects (listener, event_id) values (${name}, ${e.id})`);
+    },
+  });
+
+  const effects = async (name: string, eventId: string) =>
+    (await query<{ n: number }>(database.db, sql`select count(*)::int as n from effects where listener = ${name} and event_id = ${eventId}`))[0]!.n;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    database = await openDatabase({ url: db.url, dataDir: ".data/test" });
+    await database.db.execute(sql`create table effects (listener text not null, event_id uuid not null)`);
+    bus = new JetStreamBus({ url: natsUrl, prefix, logger });
+    await bus.start();
+  });
+
+  afterAll(async () => {
+    for (const c of consumptions) await c.stop();
+    await bus?.close();
+    await database?.close();
+    await deleteStream(prefix);
+    await db?.drop();
+  });
+
+  it("applies a redelivered event once: the inbox row commits with the effect", async () => {
+    const listener = counting("once");
+    const deps: ListenerDeps = { db: database.db, bus, logger };
+    const e = event("Something");
+    await deliver(deps, listener, { event: e, attempt: 1, sequence: 1 });
+    await deliver(deps, listener, { event: e, attempt: 2, sequence: 1 });
+    expect(await effects("once", e.id)).toBe(1);
+  });
+
+  it("over JetStream: an event whose ack was lost comes again and still has one effect", async () => {
+    const listener = counting("lost-ack");
+    const deps: ListenerDeps = { db: database.db, bus, logger };
+    const attempts = new Map<string, number>();
+    consumptions.push(
+      await bus.consume({
+        name: "lost-ack",
+        handle: async (delivery) => {
+          attempts.set(delivery.event.id, delivery.attempt);
+          const outcome = await deliver(deps, listener, delivery);
+          // As if the process died after committing and before acknowledging.
+          return delivery.attempt === 1 ? { kind: "retry", delayMs: 10 } : outcome;
+        },
+      }),
+    );
+    const e = event("Something");
+    await bus.publish([e]);
+    await eventually(() => attempts.get(e.id) === 2, { what: "the redelivery" });
+    expect(await effects("lost-ack", e.id)).toBe(1);
+  });
+
+  it("gives up on a poisoned event after the bounded tries, into dead_letters, while the events behind it go through", async () => {
+    const listener = counting("poison", (e) => e.type === "Poison");
+    const deps: ListenerDeps = {
+      db: database.db,
+      bus,
+      logger,
+      retry: { maxAttempts: 3, backoffMs: () => 200 },
+    };
+    consumptions.push(
+      await bus.consume({ name: "poison", concurrency: 1, handle: (delivery) => deliver(deps, listener, delivery) }),
+    );
+    const poison = event("Poison");
+    const behind = Array.from({ length: 5 }, () => event("Fine"));
+    await bus.publish([poison, ...behind]);
+
+    // The events behind it are handled while the poisoned one still waits for its next try.
+    await eventually(async () => {
+      for (const e of behind) if ((await effects("poison", e.id)) !== 1) return false;
+      return true;
+    }, { what: "the events behind the poisoned one" });
+    const early = await database.db.select().from(deadLetters).where(eq(deadLetters.eventId, poison.id));
+    expect(early).toHaveLength(0);
+
+    const [dead] = await eventually(async () => {
+      const rows = await database.db.select().from(deadLetters).where(eq(deadLetters.eventId, poison.id));
+      return rows.length > 0 ? rows : undefined;
+    }, { what: "the dead letter" });
+    expect(dead).toMatchObject({ consumer: "poison", eventType: "Poison", attempts: 3, orderId: poison.orderId });
+    expect(dead!.error).toContain("cannot handle Poison");
+    expect(await effects("poison", poison.id)).toBe(0);
+    const inbox = await database.db
+      .select()
+      .from(processedEvents)
+      .where(and(eq(processedEvents.consumer, "poison"), eq(processedEvents.eventId, poison.id)));
+    expect(inbox).toHaveLength(0);
+  });
+
+  it("acknowledges events it does not handle without a transaction or an inbox row", async () => {
+    const deps: ListenerDeps = { db: database.db, bus, logger };
+    const e = event("Ignored");
+    expect(await deliver(deps, counting("ignoring"), { event: e, attempt: 1, sequence: 1 })).toEqual({ kind: "done" });
+    const inbox = await database.db.select().from(processedEvents).where(eq(processedEvents.eventId, e.id));
+    expect(inbox).toHaveLength(0);
+  });
+});

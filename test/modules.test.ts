@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { finance } from "../src/modules/finance/index.ts";
+import { capturedPayment, invoiceNumber } from "../src/modules/finance/invoice.ts";
+import { modules } from "../src/modules/index.ts";
+import { logistics } from "../src/modules/logistics/index.ts";
+import { progressTransitions } from "../src/modules/progress.ts";
+import { travelium } from "../src/modules/travelium/index.ts";
+import { moduleStatesBefore } from "../src/statemachine/module.ts";
+import { moduleEventType } from "../src/statemachine/module-rows.ts";
+
+describe("Finance's decisions", () => {
+  it("numbers invoices INV-000001, INV-000002, ...", () => {
+    expect(invoiceNumber(1)).toBe("INV-000001");
+    expect(invoiceNumber(123456)).toBe("INV-123456");
+  });
+
+  it("issues the invoice for the payment OrderConfirmed carries, and refuses an event without one", () => {
+    expect(capturedPayment({ paymentReference: "p", amount: 10, currency: "EUR", lines: [] })).toEqual({
+      paymentReference: "p",
+      amount: 10,
+      currency: "EUR",
+    });
+    expect(() => capturedPayment({ amount: 10 })).toThrow(/captured payment/);
+  });
+
+  it("settles only an issued invoice and refunds any invoice not yet refunded", () => {
+    expect(moduleStatesBefore(finance, "paid")).toEqual(["issued"]);
+    expect(moduleStatesBefore(finance, "refunded")).toEqual(["pending", "issued", "paid"]);
+    expect(moduleEventType(finance, "issued")).toBe("InvoiceIssued");
+  });
+});
+
+describe("partner progress", () => {
+  it("lets a report skip states forward and never go back", () => {
+    expect(moduleStatesBefore(logistics, "delivered")).toEqual(["waiting", "picked", "packed", "shipped"]);
+    expect(moduleStatesBefore(logistics, "picked")).toEqual(["waiting"]);
+    expect(moduleStatesBefore(logistics, "waiting")).toEqual([]);
+  });
+
+  it("allows the exit (returned, cancelled) from every state before the last", () => {
+    expect(moduleStatesBefore(logistics, "returned")).toEqual(["waiting", "picked", "packed", "shipped"]);
+    expect(moduleStatesBefore(travelium, "cancelled")).toEqual(["pending", "reserved", "confirmed"]);
+    expect(progressTransitions(["a", "b", "c"], "x")).toEqual({ a: ["b", "c", "x"], b: ["c", "x"] });
+  });
+});
+
+describe("the module list", () => {
+  it("gives each module a unique name, event prefix and GraphQL type", () => {
+    for (const key of ["name", "entity"] as const) {
+      expect(new Set(modules.map((m) => m[key])).size).toBe(modules.length);
+    }
+    expect(new Set(modules.map((m) => m.graphql.typeName)).size).toBe(modules.length);
+  });
+
+  it("involves finance in every order and the others by the lines' kinds", () => {
+    const order = (kinds: string[]) => ({
+      orderId: "o",
+      lines: kinds.map((kind) => ({ sku: kind, kind: kind as never, quantity: 1 })),
+    });
+    const involved = (kinds: string[]) => modules.filter((m) => m.involvedIn(order(kinds))).map((m) => m.name);
+    expect(involved(["digital"])).toEqual(["finance"]);
+    expect(involved(["physical", "travel"])).toEqual(["finance", "logistics", "travelium"]);
+    expect(involved(["subscription"])).toEqual(["finance", "subscription"]);
+  });
+});

@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, testPrefix } from "./support/database.ts";
+import { ConfirmPayment, OrderById, OrderStateChanged, PlaceOrder } from "./support/operations.ts";
+import { deleteStream, gqlData, startTestService, type TestService, tokens, wsClient } from "./support/service.ts";
+import { eventually } from "./support/wait.ts";
+import { print } from "graphql";
+
+/** The walking skeleton: a digital order from placement to COMPLETED through PostgreSQL, the outbox and JetStream. */
+describe("a digital order", () => {
+  const prefix = testPrefix();
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let app: TestService;
+  let url: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    app = await startTestService({ databaseUrl: db.url, natsPrefix: prefix });
+    url = app.url!;
+  });
+
+  afterAll(async () => {
+    await app?.stop();
+    await deleteStream(prefix);
+    await db?.drop();
+  });
+
+  it("goes PENDING → CONFIRMED → FULFILLING → COMPLETED, and a graphql-ws subscriber sees each change once, in order", async () => {
+    const customer = await tokens.customer();
+    const placed = await gqlData(
+      url,
+      PlaceOrder,
+      { input: { lines: [{ sku: "EBOOK-1", quantity: 2 }], contactEmail: "ada@example.com", idempotencyKey: "flow-1" } },
+      customer,
+    );
+    const order = placed.placeOrder.order;
+    expect(order.status).toBe("PENDING");
+    expect(order.requiredModules).toEqual(["finance"]);
+    expect(order.total).toEqual({ amount: 2598, currency: "EUR" });
+
+    const client = wsClient(url, customer);
+    const seen: { from: string | null | undefined; to: string; status: string; eventId: string }[] = [];
+    const subscribed = new Promise<void>((resolve, reject) => {
+      const unsubscribe = client.subscribe(
+        { query: print(OrderStateChanged), variables: { orderId: order.id } },
+        {
+          next: ({ data, errors }) => {
+            if (errors) return reject(new Error(JSON.stringify(errors)));
+            const change = (data as { orderStateChanged: { from: string | null; to: string; eventId: string; order: { status: string } } })
+              .orderStateChanged;
+            seen.push({ from: change.from, to: change.to, status: change.order.status, eventId: change.eventId });
+            if (change.to === "COMPLETED") {
+              unsubscribe();
+              resolve();
+            }
+          },
+          error: reject,
+          complete: () => {},
+        },
+      );
+    });
+    // The subscription is live once the server has acknowledged it; give it a moment to register.
+    await eventually(async () => (await fetch(url.replace("/graphql", "/metrics"))).ok);
+    await new Promise((r) => setTimeout(r, 200));
+
+    const confirmed = await gqlData(
+      url,
+      ConfirmPayment,
+      { input: { orderId: order.id, paymentReference: "psp-1", amount: 2598, currency: "EUR" } },
+      await tokens.payments(),
+    );
+    expect(["CONFIRMED", "FULFILLING", "COMPLETED"]).toContain(confirmed.confirmPayment.order.status);
+
+    await subscribed;
+    await client.dispose();
+    expect(seen.map((c) => [c.from, c.to])).toEqual([
+      ["PENDING", "CONFIRMED"],
+      ["CONFIRMED", "FULFILLING"],
+      ["FULFILLING", "COMPLETED"],
+    ]);
+    // The event's order is the order as of that change.
+    expect(seen.map((c) => c.status)).toEqual(["CONFIRMED", "FULFILLING", "COMPLETED"]);
+    expect(new Set(seen.map((c) => c.eventId)).size).toBe(3);
+    expect(seen[0]!.eventId).toBe(confirmed.confirmPayment.eventId);
+
+    const final = await gqlData(url, OrderById, { id: order.id }, customer);
+    expect(final.order?.status).toBe("COMPLETED");
+    expect(final.order?.modules).toEqual([
+      expect.objectContaining({ __typename: "FinanceState", module: "finance", state: "paid", invoiceState: "PAID" }),
+    ]);
+    expect(final.order?.modules[0]).toMatchObject({ invoiceNumber: expect.stringMatching(/^INV-\d{6}$/) });
+    const types = final.order!.events.map((e) => e.type);
+    expect(types.filter((t) => t === "OrderStateChanged")).toHaveLength(4);
+    expect(types).toEqual(
+      expect.arrayContaining(["OrderPlaced", "OrderConfirmed", "InvoiceIssued", "InvoicePaid"]),
+    );
+  });
+});

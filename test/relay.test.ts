@@ -1,0 +1,119 @@
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Database, openDatabase } from "../src/db/database.ts";
+import { createLogger } from "../src/log.ts";
+import type { Consumption } from "../src/relay/bus.ts";
+import { JetStreamBus } from "../src/relay/jetstream-bus.ts";
+import { Relay } from "../src/relay/relay.ts";
+import { createTestDatabase, natsUrl, testPrefix } from "./support/database.ts";
+import { deleteStream } from "./support/service.ts";
+import { eventually } from "./support/wait.ts";
+
+const logger = createLogger("silent");
+
+describe("the outbox relay", () => {
+  const prefix = testPrefix();
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  const databases: Database[] = [];
+  const relays: Relay[] = [];
+  const buses: JetStreamBus[] = [];
+  let consumption: Consumption;
+  const received: string[] = [];
+
+  async function startRelay(): Promise<Relay> {
+    const database = await openDatabase({ url: db.url, dataDir: ".data/test" });
+    const bus = new JetStreamBus({ url: natsUrl, prefix, logger });
+    await bus.start();
+    const relay = new Relay(database, bus, logger, { pollMs: 100, batchSize: 25 });
+    await relay.start();
+    databases.push(database);
+    buses.push(bus);
+    relays.push(relay);
+    return relay;
+  }
+
+  /** A transaction that has written one outbox row and not committed yet. */
+  async function openTransaction(): Promise<{ id: string; seq: number; commit(): Promise<void>; rollback(): Promise<void> }> {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    await client.query("begin");
+    const id = randomUUID();
+    const { rows } = await client.query<{ seq: string }>(
+      `insert into order_events (id, order_id, type, payload) values ($1, $2, 'Probe', '{}') returning seq`,
+      [id, randomUUID()],
+    );
+    await client.query("select pg_notify('order_events', '')");
+    const end = async (sql: string) => {
+      await client.query(sql);
+      await client.end();
+    };
+    return { id, seq: Number(rows[0]!.seq), commit: () => end("commit"), rollback: () => end("rollback") };
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await startRelay();
+    consumption = await buses[0]!.consume({
+      name: "probe",
+      concurrency: 8,
+      handle: async ({ event }) => {
+        received.push(event.id);
+        return { kind: "done" };
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await consumption?.stop();
+    for (const relay of relays) await relay.stop();
+    for (const bus of buses) await bus.close();
+    for (const database of databases) await database.close();
+    await deleteStream(prefix);
+    await db?.drop();
+  });
+
+  it("publishes a row that a slow transaction commits after a newer one, and never a rolled-back one", async () => {
+    const slow = await openTransaction();
+    const fast = await openTransaction();
+    const rolledBack = await openTransaction();
+    expect(slow.seq).toBeLessThan(fast.seq);
+
+    await fast.commit();
+    await eventually(() => received.includes(fast.id), { what: "the newer row on the bus" });
+    expect(received).not.toContain(slow.id);
+
+    await slow.commit();
+    await rolledBack.rollback();
+    await eventually(() => received.includes(slow.id), { what: "the row committed late" });
+
+    // Once the outbox is drained, the rolled-back row has had every chance to appear.
+    const check = new pg.Client({ connectionString: db.url });
+    await check.connect();
+    await eventually(async () => {
+      const { rows } = await check.query("select count(*)::int as n from order_events where published_at is null");
+      return rows[0].n === 0;
+    });
+    await check.end();
+    expect(received).not.toContain(rolledBack.id);
+  });
+
+  it("publishes every row exactly once while several relays run", async () => {
+    await startRelay();
+    await startRelay();
+    const writers = Array.from({ length: 8 }, async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 15; i++) {
+        const tx = await openTransaction();
+        ids.push(tx.id);
+        await tx.commit();
+      }
+      return ids;
+    });
+    const ids = (await Promise.all(writers)).flat();
+    await eventually(() => ids.every((id) => received.includes(id)), { what: "all 120 events" });
+    // A moment for any duplicate to show up, then count: each id once.
+    await new Promise((r) => setTimeout(r, 300));
+    for (const id of ids) expect(received.filter((r) => r === id)).toHaveLength(1);
+  });
+});
