@@ -39,10 +39,13 @@ export function readConfig(env: Env = process.env): Config {
     throw new Error(`NATS_PREFIX: "${natsPrefix}" must be letters, digits, "_" or "-"`);
   }
   if (!env.NATS_URL && roles !== "all") {
-    throw new Error("ROLES: splitting the roles across processes needs NATS_URL (the in-process bus is one process)");
+    throw new Error(
+      "ROLES: splitting the roles across processes needs NATS_URL (the in-process bus is one process)",
+    );
   }
   const port = Number(env.PORT ?? 4000);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT: "${env.PORT}" is not a port`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`PORT: "${env.PORT}" is not a port`);
   return {
     port,
     databaseUrl: env.DATABASE_URL || undefined,

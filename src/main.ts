@@ -23,9 +23,14 @@ if (service.port !== undefined) {
   if (!config.jwtSecret) {
     // With a random secret, nobody could call the API: print a ready token for each role.
     const lines = await Promise.all(
-      demoCallers.map(async (c) => `  ${`${c.role} ${c.scopes.join(",")}`.padEnd(22)} Bearer ${await signToken(jwtSecret, c)}`),
+      demoCallers.map(
+        async (c) =>
+          `  ${`${c.role} ${c.scopes.join(",")}`.padEnd(22)} Bearer ${await signToken(jwtSecret, c)}`,
+      ),
     );
-    process.stdout.write(`\nJWT_SECRET is unset: tokens for this run (valid 30 days)\n${lines.join("\n")}\n\n`);
+    process.stdout.write(
+      `\nJWT_SECRET is unset: tokens for this run (valid 30 days)\n${lines.join("\n")}\n\n`,
+    );
   }
 }
 

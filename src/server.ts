@@ -44,7 +44,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const modules = options.modules ?? defaultModules;
   const known = new Set<string>([...coreRoles, ...modules.map((m) => m.name)]);
   for (const role of config.roles === "all" ? [] : config.roles) {
-    if (!known.has(role)) throw new Error(`ROLES: unknown role "${role}" (known: all, ${[...known].join(", ")})`);
+    if (!known.has(role))
+      throw new Error(`ROLES: unknown role "${role}" (known: all, ${[...known].join(", ")})`);
   }
   const has = (role: string) => config.roles === "all" || config.roles.has(role);
   const metrics = createMetrics();
@@ -54,7 +55,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     ? new JetStreamBus({ url: config.natsUrl, prefix: config.natsPrefix, logger })
     : new InProcessBus();
   await bus.start();
-  logger.info({ database: database.kind, bus: bus.kind, roles: config.roles === "all" ? "all" : [...config.roles] }, "starting");
+  logger.info(
+    { database: database.kind, bus: bus.kind, roles: config.roles === "all" ? "all" : [...config.roles] },
+    "starting",
+  );
 
   const stops: (() => Promise<void>)[] = [];
   const listenerDeps = {
@@ -62,7 +66,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     bus,
     logger,
     retry: options.retry,
-    onHandled: (listener: string, _event: unknown, outcome: string) => metrics.handled.inc({ listener, outcome }),
+    onHandled: (listener: string, _event: unknown, outcome: string) =>
+      metrics.handled.inc({ listener, outcome }),
   };
   const listeners: Listener[] = [...(options.listeners ?? [])];
   if (has("orders")) listeners.push(ordersListener(modules));

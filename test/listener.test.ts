@@ -35,7 +35,12 @@ describe("the listener runner", () => {
   });
 
   const effects = async (name: string, eventId: string) =>
-    (await query<{ n: number }>(database.db, sql`select count(*)::int as n from effects where listener = ${name} and event_id = ${eventId}`))[0]!.n;
+    (
+      await query<{ n: number }>(
+        database.db,
+        sql`select count(*)::int as n from effects where listener = ${name} and event_id = ${eventId}`,
+      )
+    )[0]!.n;
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -92,25 +97,40 @@ describe("the listener runner", () => {
       retry: { maxAttempts: 3, backoffMs: () => 200 },
     };
     consumptions.push(
-      await bus.consume({ name: "poison", concurrency: 1, handle: (delivery) => deliver(deps, listener, delivery) }),
+      await bus.consume({
+        name: "poison",
+        concurrency: 1,
+        handle: (delivery) => deliver(deps, listener, delivery),
+      }),
     );
     const poison = event("Poison");
     const behind = Array.from({ length: 5 }, () => event("Fine"));
     await bus.publish([poison, ...behind]);
 
     // The events behind it are handled while the poisoned one still waits for its next try.
-    await eventually(async () => {
-      for (const e of behind) if ((await effects("poison", e.id)) !== 1) return false;
-      return true;
-    }, { what: "the events behind the poisoned one" });
+    await eventually(
+      async () => {
+        for (const e of behind) if ((await effects("poison", e.id)) !== 1) return false;
+        return true;
+      },
+      { what: "the events behind the poisoned one" },
+    );
     const early = await database.db.select().from(deadLetters).where(eq(deadLetters.eventId, poison.id));
     expect(early).toHaveLength(0);
 
-    const [dead] = await eventually(async () => {
-      const rows = await database.db.select().from(deadLetters).where(eq(deadLetters.eventId, poison.id));
-      return rows.length > 0 ? rows : undefined;
-    }, { what: "the dead letter" });
-    expect(dead).toMatchObject({ consumer: "poison", eventType: "Poison", attempts: 3, orderId: poison.orderId });
+    const [dead] = await eventually(
+      async () => {
+        const rows = await database.db.select().from(deadLetters).where(eq(deadLetters.eventId, poison.id));
+        return rows.length > 0 ? rows : undefined;
+      },
+      { what: "the dead letter" },
+    );
+    expect(dead).toMatchObject({
+      consumer: "poison",
+      eventType: "Poison",
+      attempts: 3,
+      orderId: poison.orderId,
+    });
     expect(dead!.error).toContain("cannot handle Poison");
     expect(await effects("poison", poison.id)).toBe(0);
     const inbox = await database.db
@@ -123,7 +143,9 @@ describe("the listener runner", () => {
   it("acknowledges events it does not handle without a transaction or an inbox row", async () => {
     const deps: ListenerDeps = { db: database.db, bus, logger };
     const e = event("Ignored");
-    expect(await deliver(deps, counting("ignoring"), { event: e, attempt: 1, sequence: 1 })).toEqual({ kind: "done" });
+    expect(await deliver(deps, counting("ignoring"), { event: e, attempt: 1, sequence: 1 })).toEqual({
+      kind: "done",
+    });
     const inbox = await database.db.select().from(processedEvents).where(eq(processedEvents.eventId, e.id));
     expect(inbox).toHaveLength(0);
   });

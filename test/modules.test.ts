@@ -57,7 +57,8 @@ describe("the module list", () => {
       orderId: "o",
       lines: kinds.map((kind) => ({ sku: kind, kind: kind as never, quantity: 1 })),
     });
-    const involved = (kinds: string[]) => modules.filter((m) => m.involvedIn(order(kinds))).map((m) => m.name);
+    const involved = (kinds: string[]) =>
+      modules.filter((m) => m.involvedIn(order(kinds))).map((m) => m.name);
     expect(involved(["digital"])).toEqual(["finance"]);
     expect(involved(["physical", "travel"])).toEqual(["finance", "logistics", "travelium"]);
     expect(involved(["subscription"])).toEqual(["finance", "subscription"]);

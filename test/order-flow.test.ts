@@ -1,9 +1,16 @@
+import { print } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, testPrefix } from "./support/database.ts";
 import { ConfirmPayment, OrderById, OrderStateChanged, PlaceOrder } from "./support/operations.ts";
-import { deleteStream, gqlData, startTestService, type TestService, tokens, wsClient } from "./support/service.ts";
+import {
+  deleteStream,
+  gqlData,
+  startTestService,
+  type TestService,
+  tokens,
+  wsClient,
+} from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
-import { print } from "graphql";
 
 /** The walking skeleton: a digital order from placement to COMPLETED through PostgreSQL, the outbox and JetStream. */
 describe("a digital order", () => {
@@ -29,7 +36,13 @@ describe("a digital order", () => {
     const placed = await gqlData(
       url,
       PlaceOrder,
-      { input: { lines: [{ sku: "EBOOK-1", quantity: 2 }], contactEmail: "ada@example.com", idempotencyKey: "flow-1" } },
+      {
+        input: {
+          lines: [{ sku: "EBOOK-1", quantity: 2 }],
+          contactEmail: "ada@example.com",
+          idempotencyKey: "flow-1",
+        },
+      },
       customer,
     );
     const order = placed.placeOrder.order;
@@ -45,9 +58,22 @@ describe("a digital order", () => {
         {
           next: ({ data, errors }) => {
             if (errors) return reject(new Error(JSON.stringify(errors)));
-            const change = (data as { orderStateChanged: { from: string | null; to: string; eventId: string; order: { status: string } } })
-              .orderStateChanged;
-            seen.push({ from: change.from, to: change.to, status: change.order.status, eventId: change.eventId });
+            const change = (
+              data as {
+                orderStateChanged: {
+                  from: string | null;
+                  to: string;
+                  eventId: string;
+                  order: { status: string };
+                };
+              }
+            ).orderStateChanged;
+            seen.push({
+              from: change.from,
+              to: change.to,
+              status: change.order.status,
+              eventId: change.eventId,
+            });
             if (change.to === "COMPLETED") {
               unsubscribe();
               resolve();
@@ -85,7 +111,12 @@ describe("a digital order", () => {
     const final = await gqlData(url, OrderById, { id: order.id }, customer);
     expect(final.order?.status).toBe("COMPLETED");
     expect(final.order?.modules).toEqual([
-      expect.objectContaining({ __typename: "FinanceState", module: "finance", state: "paid", invoiceState: "PAID" }),
+      expect.objectContaining({
+        __typename: "FinanceState",
+        module: "finance",
+        state: "paid",
+        invoiceState: "PAID",
+      }),
     ]);
     expect(final.order?.modules[0]).toMatchObject({ invoiceNumber: expect.stringMatching(/^INV-\d{6}$/) });
     const types = final.order!.events.map((e) => e.type);

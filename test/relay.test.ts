@@ -34,7 +34,12 @@ describe("the outbox relay", () => {
   }
 
   /** A transaction that has written one outbox row and not committed yet. */
-  async function openTransaction(): Promise<{ id: string; seq: number; commit(): Promise<void>; rollback(): Promise<void> }> {
+  async function openTransaction(): Promise<{
+    id: string;
+    seq: number;
+    commit(): Promise<void>;
+    rollback(): Promise<void>;
+  }> {
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
     await client.query("begin");
@@ -91,7 +96,9 @@ describe("the outbox relay", () => {
     const check = new pg.Client({ connectionString: db.url });
     await check.connect();
     await eventually(async () => {
-      const { rows } = await check.query("select count(*)::int as n from order_events where published_at is null");
+      const { rows } = await check.query(
+        "select count(*)::int as n from order_events where published_at is null",
+      );
       return rows[0].n === 0;
     });
     await check.end();

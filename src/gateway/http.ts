@@ -29,9 +29,18 @@ export function createGateway(deps: GatewayDeps): { server: Server; close(): Pro
     logging: false,
     // isDev off everywhere: yoga would otherwise attach the original error (and its stack) outside production.
     maskedErrors: { maskError: maskError(deps.logger), isDev: false },
-    context: async ({ request, connectionParams }: { request: Request; connectionParams?: Record<string, unknown> }) => {
+    context: async ({
+      request,
+      connectionParams,
+    }: {
+      request: Request;
+      connectionParams?: Record<string, unknown>;
+    }) => {
       const header = connectionParams ? connectionParams.authorization : request.headers.get("authorization");
-      return { ...services, auth: await authenticate(typeof header === "string" ? header : undefined, jwtSecret) };
+      return {
+        ...services,
+        auth: await authenticate(typeof header === "string" ? header : undefined, jwtSecret),
+      };
     },
   });
 
@@ -55,7 +64,8 @@ export function createGateway(deps: GatewayDeps): { server: Server; close(): Pro
   const graphqlWs = useServer(
     {
       execute: (args) => (args.rootValue as { execute: (a: unknown) => unknown }).execute(args) as never,
-      subscribe: (args) => (args.rootValue as { subscribe: (a: unknown) => unknown }).subscribe(args) as never,
+      subscribe: (args) =>
+        (args.rootValue as { subscribe: (a: unknown) => unknown }).subscribe(args) as never,
       // A token that is present but refused ends the connection (4403); no token may still read products.
       onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;

@@ -6,7 +6,10 @@ import type { BusEvent } from "../relay/bus.ts";
  * repeated reports change nothing. `exit` (returned, cancelled) is allowed
  * from every state before the last one.
  */
-export function progressTransitions<S extends string>(forward: readonly S[], exit: S): Partial<Record<S, readonly S[]>> {
+export function progressTransitions<S extends string>(
+  forward: readonly S[],
+  exit: S,
+): Partial<Record<S, readonly S[]>> {
   const transitions: Partial<Record<S, readonly S[]>> = {};
   forward.forEach((state, i) => {
     const later = forward.slice(i + 1);

@@ -1,4 +1,4 @@
-import type { Bus, BusEvent, Consumption, ConsumerSpec, Delivery, TailSpec } from "./bus.ts";
+import type { Bus, BusEvent, ConsumerSpec, Consumption, Delivery, TailSpec } from "./bus.ts";
 
 /**
  * The embedded default's bus: the same contract as JetStream inside one

@@ -32,7 +32,11 @@ export interface ListenerDeps {
   retry?: RetryPolicy;
   /** Deliveries handled at once. Default 4. */
   concurrency?: number;
-  onHandled?: (listener: string, event: BusEvent, outcome: "applied" | "duplicate" | "failed" | "dead") => void;
+  onHandled?: (
+    listener: string,
+    event: BusEvent,
+    outcome: "applied" | "duplicate" | "failed" | "dead",
+  ) => void;
 }
 
 /**
@@ -60,7 +64,13 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
     return { kind: "done" };
   } catch (error) {
     const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    const log = { listener: listener.name, eventId: event.id, type: event.type, orderId: event.orderId, attempt };
+    const log = {
+      listener: listener.name,
+      eventId: event.id,
+      type: event.type,
+      orderId: event.orderId,
+      attempt,
+    };
     if (attempt < retry.maxAttempts) {
       deps.logger.warn({ ...log, err: message }, "listener failed, will retry");
       deps.onHandled?.(listener.name, event, "failed");

@@ -84,7 +84,10 @@ export class Relay {
   async publishBatch(): Promise<number> {
     const batchSize = this.options.batchSize ?? 200;
     const published = await this.database.db.transaction(async (tx) => {
-      const [lock] = await query<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${relayLock}) as locked`);
+      const [lock] = await query<{ locked: boolean }>(
+        tx,
+        sql`select pg_try_advisory_xact_lock(${relayLock}) as locked`,
+      );
       if (!lock?.locked) return [];
       const rows = await tx
         .select()

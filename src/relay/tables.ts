@@ -29,9 +29,7 @@ export const orderEvents = pgTable(
   },
   (t) => [
     index("order_events_order_seq").on(t.orderId, t.seq),
-    index("order_events_unpublished")
-      .on(t.seq)
-      .where(sql`${t.publishedAt} is null`),
+    index("order_events_unpublished").on(t.seq).where(sql`${t.publishedAt} is null`),
   ],
 );
 

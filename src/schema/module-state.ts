@@ -15,8 +15,12 @@ export interface ModuleStateRow {
 export const ModuleStateRef = builder.interfaceRef<ModuleStateRow>("ModuleState").implement({
   description: "A module's own record of its work on one order (its order_module_state row).",
   fields: (t) => ({
-    module: t.exposeString("module", { description: "Module name: finance, logistics, travelium, subscription, ..." }),
-    state: t.exposeString("state", { description: "The module's sub-state, lower case, e.g. issued, shipped, reserved." }),
+    module: t.exposeString("module", {
+      description: "Module name: finance, logistics, travelium, subscription, ...",
+    }),
+    state: t.exposeString("state", {
+      description: "The module's sub-state, lower case, e.g. issued, shipped, reserved.",
+    }),
     updatedAt: t.field({ type: "DateTime", resolve: (r) => r.updatedAt }),
   }),
 });

@@ -5,13 +5,15 @@ import { canSee, requireRole, requireScope } from "./auth.ts";
 import { builder } from "./builder.ts";
 import { isUuid, OrderRef } from "./order.ts";
 
-export const OrderCommandPayload = builder.objectRef<{ order: OrderRow; eventId: string }>("OrderCommandPayload").implement({
-  description: "What a mutation did: the order as it stands and the outbox event it enqueued.",
-  fields: (t) => ({
-    order: t.field({ type: OrderRef, resolve: (p) => p.order }),
-    eventId: t.exposeID("eventId"),
-  }),
-});
+export const OrderCommandPayload = builder
+  .objectRef<{ order: OrderRow; eventId: string }>("OrderCommandPayload")
+  .implement({
+    description: "What a mutation did: the order as it stands and the outbox event it enqueued.",
+    fields: (t) => ({
+      order: t.field({ type: OrderRef, resolve: (p) => p.order }),
+      eventId: t.exposeID("eventId"),
+    }),
+  });
 
 const OrderLineInput = builder.inputType("OrderLineInput", {
   fields: (t) => ({ sku: t.string({ required: true }), quantity: t.int({ required: true }) }),
@@ -74,7 +76,9 @@ builder.mutationField("cancelOrder", (t) =>
     args: { input: t.arg({ type: CancelOrderInput, required: true }) },
     resolve: (_root, { input }, ctx) => {
       const caller = requireRole(ctx.auth, "customer");
-      return commands.cancelOrder(ctx.commands, orderId(input.orderId), input.reason, (order) => canSee(caller, order));
+      return commands.cancelOrder(ctx.commands, orderId(input.orderId), input.reason, (order) =>
+        canSee(caller, order),
+      );
     },
   }),
 );

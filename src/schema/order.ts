@@ -44,7 +44,11 @@ export const OrderRef = builder.objectRef<OrderRow>("Order").implement({
     lines: t.field({
       type: [OrderLineRef],
       resolve: (o, _args, ctx) =>
-        ctx.database.db.select().from(orderLines).where(eq(orderLines.orderId, o.id)).orderBy(asc(orderLines.position)),
+        ctx.database.db
+          .select()
+          .from(orderLines)
+          .where(eq(orderLines.orderId, o.id))
+          .orderBy(asc(orderLines.position)),
     }),
     total: t.field({ type: MoneyRef, resolve: (o) => ({ amount: o.totalAmount, currency: o.currency }) }),
     modules: t.field({
@@ -67,7 +71,11 @@ export const OrderRef = builder.objectRef<OrderRow>("Order").implement({
       type: [OrderEventRef],
       description: "The order's events, oldest first.",
       resolve: (o, _args, ctx) =>
-        ctx.database.db.select().from(orderEvents).where(eq(orderEvents.orderId, o.id)).orderBy(asc(orderEvents.seq)),
+        ctx.database.db
+          .select()
+          .from(orderEvents)
+          .where(eq(orderEvents.orderId, o.id))
+          .orderBy(asc(orderEvents.seq)),
     }),
     cancellationReason: t.exposeString("cancellationReason", { nullable: true }),
     createdAt: t.field({ type: "DateTime", resolve: (o) => o.createdAt }),
@@ -97,12 +105,14 @@ builder.queryField("order", (t) =>
   }),
 );
 
-const PageInfoRef = builder.objectRef<{ hasNextPage: boolean; endCursor: string | null }>("PageInfo").implement({
-  fields: (t) => ({
-    hasNextPage: t.exposeBoolean("hasNextPage"),
-    endCursor: t.exposeString("endCursor", { nullable: true }),
-  }),
-});
+const PageInfoRef = builder
+  .objectRef<{ hasNextPage: boolean; endCursor: string | null }>("PageInfo")
+  .implement({
+    fields: (t) => ({
+      hasNextPage: t.exposeBoolean("hasNextPage"),
+      endCursor: t.exposeString("endCursor", { nullable: true }),
+    }),
+  });
 
 const OrderEdgeRef = builder.objectRef<{ cursor: string; node: OrderRow }>("OrderEdge").implement({
   fields: (t) => ({
@@ -112,9 +122,10 @@ const OrderEdgeRef = builder.objectRef<{ cursor: string; node: OrderRow }>("Orde
 });
 
 const OrderConnectionRef = builder
-  .objectRef<{ edges: { cursor: string; node: OrderRow }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }>(
-    "OrderConnection",
-  )
+  .objectRef<{
+    edges: { cursor: string; node: OrderRow }[];
+    pageInfo: { hasNextPage: boolean; endCursor: string | null };
+  }>("OrderConnection")
   .implement({
     fields: (t) => ({
       edges: t.field({ type: [OrderEdgeRef], resolve: (c) => c.edges }),
@@ -157,7 +168,10 @@ builder.queryField("orders", (t) =>
       if (args.after) {
         const { createdAt, id } = decodeCursor(args.after);
         conditions.push(
-          or(lt(salesOrders.createdAt, createdAt), and(eq(salesOrders.createdAt, createdAt), lt(salesOrders.id, id)))!,
+          or(
+            lt(salesOrders.createdAt, createdAt),
+            and(eq(salesOrders.createdAt, createdAt), lt(salesOrders.id, id)),
+          )!,
         );
       }
       const rows = await ctx.database.db
@@ -168,7 +182,10 @@ builder.queryField("orders", (t) =>
         .limit(first + 1);
       const page = rows.slice(0, first);
       const edges = page.map((node) => ({ cursor: encodeCursor(node), node }));
-      return { edges, pageInfo: { hasNextPage: rows.length > first, endCursor: edges.at(-1)?.cursor ?? null } };
+      return {
+        edges,
+        pageInfo: { hasNextPage: rows.length > first, endCursor: edges.at(-1)?.cursor ?? null },
+      };
     },
   }),
 );

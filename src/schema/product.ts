@@ -52,11 +52,19 @@ builder.mutationField("upsertProduct", (t) =>
     args: { input: t.arg({ type: UpsertProductInput, required: true }) },
     resolve: async (_root, { input }, ctx) => {
       requireRole(ctx.auth, "admin");
-      if (!/^[A-Za-z0-9._-]{1,64}$/.test(input.sku)) refuse("BAD_USER_INPUT", "sku must be 1 to 64 of A-Z a-z 0-9 . _ -");
-      if (input.name.trim().length === 0 || input.name.length > 200) refuse("BAD_USER_INPUT", "name must be 1 to 200 characters");
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(input.sku))
+        refuse("BAD_USER_INPUT", "sku must be 1 to 64 of A-Z a-z 0-9 . _ -");
+      if (input.name.trim().length === 0 || input.name.length > 200)
+        refuse("BAD_USER_INPUT", "name must be 1 to 200 characters");
       if (input.price < 0) refuse("BAD_USER_INPUT", "price must not be negative");
       if (!/^[A-Z]{3}$/.test(input.currency)) refuse("BAD_USER_INPUT", "currency must be an ISO 4217 code");
-      const row = { sku: input.sku, name: input.name, kind: input.kind as ProductKind, priceAmount: input.price, currency: input.currency };
+      const row = {
+        sku: input.sku,
+        name: input.name,
+        kind: input.kind as ProductKind,
+        priceAmount: input.price,
+        currency: input.currency,
+      };
       const [saved] = await ctx.database.db
         .insert(products)
         .values(row)

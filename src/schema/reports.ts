@@ -1,7 +1,7 @@
-import { builder } from "./builder.ts";
-import type { ModuleDefinition } from "../statemachine/module.ts";
 import * as commands from "../statemachine/commands.ts";
+import type { ModuleDefinition } from "../statemachine/module.ts";
 import { requireScope } from "./auth.ts";
+import { builder } from "./builder.ts";
 import { OrderCommandPayload, orderId } from "./mutations.ts";
 
 /** A partner's progress-report mutation for each module that declares one (reportShipment, reportBooking). */

@@ -34,17 +34,24 @@ export interface CommandDeps {
 
 function requestHash(command: PlaceOrderCommand): string {
   const lines = command.lines.map((l) => [l.sku, l.quantity]);
-  return createHash("sha256").update(JSON.stringify([lines, command.contactEmail])).digest("hex");
+  return createHash("sha256")
+    .update(JSON.stringify([lines, command.contactEmail]))
+    .digest("hex");
 }
 
 /** Same customer and key: the same order and eventId come back; other input under the key is CONFLICT. */
-export async function placeOrder(deps: CommandDeps, customerId: string, command: PlaceOrderCommand): Promise<CommandResult> {
+export async function placeOrder(
+  deps: CommandDeps,
+  customerId: string,
+  command: PlaceOrderCommand,
+): Promise<CommandResult> {
   const hash = requestHash(command);
   const earlier = await findByKey(deps.db, customerId, command.idempotencyKey);
   if (earlier) return replayPlacement(earlier, hash);
 
   const skus = [...new Set(command.lines.map((l) => l.sku))];
-  const rows = skus.length > 0 ? await deps.db.select().from(products).where(inArray(products.sku, skus)) : [];
+  const rows =
+    skus.length > 0 ? await deps.db.select().from(products).where(inArray(products.sku, skus)) : [];
   const catalog = new Map<string, CatalogProduct>(rows.map((p) => [p.sku, p]));
   const placement = decidePlacement(command, catalog, deps.modules, deps.requiredForCompletion);
 
@@ -79,7 +86,12 @@ export async function placeOrder(deps: CommandDeps, customerId: string, command:
     }
     await tx.insert(orderLines).values(placement.lines.map((l, position) => ({ ...l, orderId, position })));
     await enqueue(tx, [
-      { id: placedEventId, type: orderStateChanged, orderId, payload: { from: null, to: "pending", customerId } },
+      {
+        id: placedEventId,
+        type: orderStateChanged,
+        orderId,
+        payload: { from: null, to: "pending", customerId },
+      },
       {
         type: "OrderPlaced",
         orderId,
@@ -111,7 +123,11 @@ function replayPlacement(order: OrderRow, hash: string): CommandResult {
 }
 
 /** The payment callback: PENDING → CONFIRMED, and OrderConfirmed for every module. */
-export async function confirmPayment(deps: CommandDeps, orderId: string, payment: PaymentCallback): Promise<CommandResult> {
+export async function confirmPayment(
+  deps: CommandDeps,
+  orderId: string,
+  payment: PaymentCallback,
+): Promise<CommandResult> {
   return deps.db.transaction(async (tx) => {
     const order = (await lockOrder(tx, orderId)) ?? refuse("NOT_FOUND", "no such order");
     if (decideConfirmation(order, payment) === "replay") return { order, eventId: order.confirmedEventId! };
@@ -138,7 +154,8 @@ export async function confirmPayment(deps: CommandDeps, orderId: string, payment
         },
       ],
     });
-    if (!moved) return refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be confirmed`);
+    if (!moved)
+      return refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be confirmed`);
     return { order: moved.order, eventId: confirmedEventId };
   });
 }
@@ -161,7 +178,8 @@ export async function cancelOrder(
       set: { cancellationReason: reason, cancelledEventId },
       events: [{ type: "OrderCancelled", orderId, payload: { reason, from: order.status } }],
     });
-    if (!moved) return refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be cancelled`);
+    if (!moved)
+      return refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be cancelled`);
     return { order: moved.order, eventId: cancelledEventId };
   });
 }
@@ -178,7 +196,8 @@ export async function reportProgress(
   report: { state: string; idempotencyKey: string; reportedBy: string },
 ): Promise<CommandResult> {
   const key = report.idempotencyKey;
-  if (key.length === 0 || key.length > 200) refuse("BAD_USER_INPUT", "idempotencyKey must be 1 to 200 characters");
+  if (key.length === 0 || key.length > 200)
+    refuse("BAD_USER_INPUT", "idempotencyKey must be 1 to 200 characters");
   return deps.db.transaction(async (tx) => {
     const order = (await lockOrder(tx, orderId)) ?? refuse("NOT_FOUND", "no such order");
     const [earlier] = await tx
@@ -192,7 +211,8 @@ export async function reportProgress(
         ),
       );
     if (earlier) {
-      if (earlier.state !== report.state) refuse("CONFLICT", "idempotencyKey was already used with another state");
+      if (earlier.state !== report.state)
+        refuse("CONFLICT", "idempotencyKey was already used with another state");
       return { order, eventId: earlier.eventId };
     }
     if (!order.involvedModules.includes(module.name)) {
@@ -200,9 +220,15 @@ export async function reportProgress(
     }
     if (order.status === "pending") refuse("INVALID_TRANSITION", "the order is not confirmed yet");
     const [event] = await enqueue(tx, [
-      { type: module.report.event, orderId, payload: { state: report.state, idempotencyKey: key, reportedBy: report.reportedBy } },
+      {
+        type: module.report.event,
+        orderId,
+        payload: { state: report.state, idempotencyKey: key, reportedBy: report.reportedBy },
+      },
     ]);
-    await tx.insert(partnerReports).values({ orderId, module: module.name, idempotencyKey: key, state: report.state, eventId: event!.id });
+    await tx
+      .insert(partnerReports)
+      .values({ orderId, module: module.name, idempotencyKey: key, state: report.state, eventId: event!.id });
     return { order, eventId: event!.id };
   });
 }

@@ -22,7 +22,14 @@ export interface PlaceOrderCommand {
 }
 
 export interface Placement {
-  lines: { sku: string; name: string; kind: ProductKind; quantity: number; unitAmount: number; currency: string }[];
+  lines: {
+    sku: string;
+    name: string;
+    kind: ProductKind;
+    quantity: number;
+    unitAmount: number;
+    currency: string;
+  }[];
   totalAmount: number;
   currency: string;
   involvedModules: string[];
@@ -45,7 +52,8 @@ export function decidePlacement(
     refuse("BAD_USER_INPUT", "contactEmail is not an email address");
   }
   const key = command.idempotencyKey;
-  if (key.length === 0 || key.length > 200) refuse("BAD_USER_INPUT", "idempotencyKey must be 1 to 200 characters");
+  if (key.length === 0 || key.length > 200)
+    refuse("BAD_USER_INPUT", "idempotencyKey must be 1 to 200 characters");
   const lines: Placement["lines"] = [];
   for (const line of command.lines) {
     if (!Number.isInteger(line.quantity) || line.quantity < 1 || line.quantity > 10_000) {
@@ -63,7 +71,8 @@ export function decidePlacement(
     });
   }
   const currency = lines[0]!.currency;
-  if (lines.some((l) => l.currency !== currency)) refuse("BAD_USER_INPUT", "all lines must be in one currency");
+  if (lines.some((l) => l.currency !== currency))
+    refuse("BAD_USER_INPUT", "all lines must be in one currency");
   const totalAmount = lines.reduce((sum, l) => sum + l.unitAmount * l.quantity, 0);
   if (totalAmount > maxAmount) refuse("BAD_USER_INPUT", "the order total is too large");
   const facts = { orderId: "", lines };
@@ -105,7 +114,8 @@ export function decideConfirmation(order: OrderState, payment: PaymentCallback):
 
 /** "unchanged": cancelling a cancelled order answers it as it is. */
 export function decideCancel(order: Pick<OrderState, "status">, reason: string): "cancel" | "unchanged" {
-  if (reason.trim().length === 0 || reason.length > 500) refuse("BAD_USER_INPUT", "reason must be 1 to 500 characters");
+  if (reason.trim().length === 0 || reason.length > 500)
+    refuse("BAD_USER_INPUT", "reason must be 1 to 500 characters");
   if (order.status === "cancelled") return "unchanged";
   if (!canMove(order.status, "cancelled")) {
     refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be cancelled`);

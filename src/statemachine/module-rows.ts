@@ -31,16 +31,16 @@ export async function readModuleRow<S extends string>(
 }
 
 /**
- * Creates the module's row for the order and emits its first event. Returns
+ * Creates the module's row for the order, in its initial state, and emits its first event. Returns
  * false when the row already exists. When the order was cancelled before the
  * row existed, the module's rollback runs at once, in the same transaction.
  */
 export async function createModuleRow<S extends string>(
   ctx: ModuleContext<S>,
-  state: S,
   columns: Record<string, unknown> = {},
 ): Promise<boolean> {
   const { tx, module, event } = ctx;
+  const state = module.initial;
   const inserted = await tx
     .insert(module.table)
     .values({ orderId: event.orderId, state, ...columns } as never)

@@ -1,7 +1,7 @@
+import type { AnyPgColumn, PgTable } from "drizzle-orm/pg-core";
 import type { Tx } from "../db/database.ts";
 import type { ProductKind } from "../modules/catalog/table.ts";
 import type { BusEvent } from "../relay/bus.ts";
-import type { AnyPgColumn, PgTable } from "drizzle-orm/pg-core";
 
 export interface OrderFacts {
   orderId: string;
@@ -39,6 +39,8 @@ export interface ModuleDefinition<S extends string = string> {
   entity: string;
   table: ModuleTable;
   states: readonly S[];
+  /** The state its row is created in. */
+  initial: S;
   /** The sub-state machine: for each state, the states it may move to. */
   transitions: Partial<Record<S, readonly S[]>>;
   /** The state in which the module is done and the order may complete. */
@@ -84,17 +86,23 @@ export interface ModuleDefinition<S extends string = string> {
 export function defineModule<const S extends string>(definition: ModuleDefinition<S>): ModuleDefinition<S> {
   for (const [from, tos] of Object.entries(definition.transitions) as [S, readonly S[]][]) {
     for (const to of [from, ...tos]) {
-      if (!definition.states.includes(to)) throw new Error(`module ${definition.name}: unknown state "${to}"`);
+      if (!definition.states.includes(to))
+        throw new Error(`module ${definition.name}: unknown state "${to}"`);
     }
   }
   if (!definition.states.includes(definition.terminalHappy)) {
-    throw new Error(`module ${definition.name}: terminalHappy "${definition.terminalHappy}" is not one of its states`);
+    throw new Error(
+      `module ${definition.name}: terminalHappy "${definition.terminalHappy}" is not one of its states`,
+    );
   }
   return definition;
 }
 
 /** The states a module row may move to `to` from: the guard of its UPDATE. */
-export function moduleStatesBefore<S extends string>(module: Pick<ModuleDefinition<S>, "transitions">, to: S): S[] {
+export function moduleStatesBefore<S extends string>(
+  module: Pick<ModuleDefinition<S>, "transitions">,
+  to: S,
+): S[] {
   return (Object.entries(module.transitions) as [S, readonly S[]][])
     .filter(([, tos]) => tos.includes(to))
     .map(([from]) => from);

@@ -1,8 +1,8 @@
 import type { Listener } from "../relay/listener.ts";
 import { decideProgress } from "./decide.ts";
 import type { ModuleDefinition } from "./module.ts";
-import { moduleEventType, readModuleRow } from "./module-rows.ts";
 import { orderCancelled } from "./module-listener.ts";
+import { moduleEventType, readModuleRow } from "./module-rows.ts";
 import { canMove } from "./states.ts";
 import { lockOrder, transitionOrder } from "./transition.ts";
 
@@ -27,7 +27,13 @@ export function ordersListener(modules: readonly ModuleDefinition[]): Listener {
         await transitionOrder(tx, order, "cancelled", {
           reason,
           set: { cancellationReason: reason },
-          events: [{ type: orderCancelled, orderId: order.id, payload: { reason, from: order.status, veto: source.name } }],
+          events: [
+            {
+              type: orderCancelled,
+              orderId: order.id,
+              payload: { reason, from: order.status, veto: source.name },
+            },
+          ],
         });
         return;
       }

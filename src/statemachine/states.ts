@@ -40,11 +40,3 @@ export function statusesBefore(to: OrderStatus): OrderStatus[] {
 export function isTerminal(status: OrderStatus): boolean {
   return nextStatuses(status).length === 0;
 }
-
-/** The Mermaid state diagram of the README, drawn from the table above. */
-export function mermaidDiagram(): string {
-  const lines = ["stateDiagram-v2", "    [*] --> pending: placeOrder"];
-  for (const t of transitions) lines.push(`    ${t.from} --> ${t.to}: ${t.cause}`);
-  for (const s of orderStatuses) if (isTerminal(s)) lines.push(`    ${s} --> [*]`);
-  return lines.join("\n");
-}

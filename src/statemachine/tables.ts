@@ -57,7 +57,6 @@ export const orderLines = pgTable(
 export type OrderRow = typeof salesOrders.$inferSelect;
 export type OrderLineRow = typeof orderLines.$inferSelect;
 
-
 /**
  * What a module heard about an order before it had a row for it: "cancelled"
  * (so work it starts later is rolled back at once) or a fact it will need when

@@ -27,7 +27,13 @@ export async function transitionOrder(
   const [moved] = await tx
     .update(salesOrders)
     .set({ ...options.set, status: to, updatedAt: new Date() })
-    .where(and(eq(salesOrders.id, order.id), eq(salesOrders.status, order.status), inArray(salesOrders.status, statusesBefore(to))))
+    .where(
+      and(
+        eq(salesOrders.id, order.id),
+        eq(salesOrders.status, order.status),
+        inArray(salesOrders.status, statusesBefore(to)),
+      ),
+    )
     .returning();
   if (!moved) return undefined;
   const [stateChanged] = await enqueue(tx, [
@@ -36,7 +42,12 @@ export async function transitionOrder(
       type: orderStateChanged,
       orderId: order.id,
       // customerId lets the gateway tell who may see the change without reading the order.
-      payload: { from: order.status, to, customerId: order.customerId, ...(options.reason ? { reason: options.reason } : {}) },
+      payload: {
+        from: order.status,
+        to,
+        customerId: order.customerId,
+        ...(options.reason ? { reason: options.reason } : {}),
+      },
     },
     ...(options.events ?? []),
   ]);

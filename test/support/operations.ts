@@ -69,3 +69,12 @@ export const OrderStateChanged = graphql(`
     }
   }
 `);
+
+export const OrdersPage = graphql(`
+  query OrdersPage($first: Int, $after: String) {
+    orders(first: $first, after: $after) {
+      edges { cursor node { id status customerId createdAt } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+`);

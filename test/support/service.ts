@@ -1,16 +1,16 @@
+import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { print } from "graphql";
-import { createClient, type Client } from "graphql-ws";
+import { type Client, createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { readConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
 import type { Listener, RetryPolicy } from "../../src/relay/listener.ts";
-import { startService, type Service } from "../../src/server.ts";
+import type { Caller } from "../../src/schema/auth.ts";
+import { type Service, startService } from "../../src/server.ts";
 import type { ModuleDefinition } from "../../src/statemachine/module.ts";
 import { demoCallers, secretKey, signToken } from "../../src/tokens.ts";
-import type { Caller } from "../../src/schema/auth.ts";
 
 export const testSecret = secretKey("test-secret-not-for-production");
 
@@ -30,7 +30,9 @@ export async function startTestService(options: TestServiceOptions) {
   const config = readConfig({
     PORT: "0",
     DATABASE_URL: options.databaseUrl,
-    ...(options.natsPrefix ? { NATS_URL: process.env.NATS_URL ?? "nats://127.0.0.1:4222", NATS_PREFIX: options.natsPrefix } : {}),
+    ...(options.natsPrefix
+      ? { NATS_URL: process.env.NATS_URL ?? "nats://127.0.0.1:4222", NATS_PREFIX: options.natsPrefix }
+      : {}),
     ROLES: options.roles ?? "all",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     DATA_DIR: ".data/test",
@@ -50,8 +52,15 @@ export async function startTestService(options: TestServiceOptions) {
 
 export type TestService = Awaited<ReturnType<typeof startTestService>>;
 
-export function tokenFor(caller: Partial<Caller> & Pick<Caller, "role">, expiresIn?: string): Promise<string> {
-  return signToken(testSecret, { id: caller.id ?? `${caller.role}-1`, scopes: caller.scopes ?? [], role: caller.role }, expiresIn);
+export function tokenFor(
+  caller: Partial<Caller> & Pick<Caller, "role">,
+  expiresIn?: string,
+): Promise<string> {
+  return signToken(
+    testSecret,
+    { id: caller.id ?? `${caller.role}-1`, scopes: caller.scopes ?? [], role: caller.role },
+    expiresIn,
+  );
 }
 
 export const tokens = {
@@ -92,7 +101,8 @@ export async function gqlData<TResult, TVariables>(
   token?: string,
 ): Promise<TResult> {
   const result = await gql(url, document, variables, token);
-  if (result.errors?.length || !result.data) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
+  if (result.errors?.length || !result.data)
+    throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
   return result.data;
 }
 

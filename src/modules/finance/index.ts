@@ -8,7 +8,7 @@ import { financeInvoices, type InvoiceState, invoiceStates } from "./table.ts";
 const issueInvoice: ModuleHandler<InvoiceState> = async (ctx) => {
   const payment = capturedPayment(ctx.event.payload);
   const [next] = await query<{ n: string }>(ctx.tx, sql`select nextval('finance_invoice_number_seq') as n`);
-  await createModuleRow(ctx, "issued", { ...payment, invoiceNumber: invoiceNumber(Number(next!.n)) });
+  await createModuleRow(ctx, { ...payment, invoiceNumber: invoiceNumber(Number(next!.n)) });
 };
 
 /** The payment was captured before the order was confirmed, so an issued invoice is settled at once. */
@@ -24,6 +24,7 @@ export const finance = defineModule({
   name: "finance",
   entity: "Invoice",
   table: financeInvoices,
+  initial: "issued",
   states: invoiceStates,
   transitions: {
     pending: ["issued", "refunded"],

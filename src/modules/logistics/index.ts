@@ -13,12 +13,13 @@ const createPickList: ModuleHandler<ShipmentState> = async (ctx) => {
   const lines = (ctx.event.payload.lines ?? []) as ConfirmedLine[];
   const pickList = lines.filter((l) => l.kind === "physical").map(({ sku, quantity }) => ({ sku, quantity }));
   if (pickList.length === 0) return;
-  await createModuleRow(ctx, "waiting", { pickList });
+  await createModuleRow(ctx, { pickList });
 };
 
 const applyReport: ModuleHandler<ShipmentState> = async (ctx) => {
   // Before the pick list exists there is nothing to move: fail, so the bus brings the report again later.
-  if (!(await readModuleRow(ctx.tx, ctx.module, ctx.event.orderId))) throw new Error("no shipment yet for this order");
+  if (!(await readModuleRow(ctx.tx, ctx.module, ctx.event.orderId)))
+    throw new Error("no shipment yet for this order");
   await moveModuleRow(ctx, reportedState(ctx.event, shipmentStates));
 };
 
@@ -32,12 +33,18 @@ export const logistics = defineModule({
   name: "logistics",
   entity: "Shipment",
   table: logisticsShipments,
+  initial: "waiting",
   states: shipmentStates,
   transitions: progressTransitions(["waiting", "picked", "packed", "shipped", "delivered"], "returned"),
   terminalHappy: "delivered",
   involvedIn: (order) => order.lines.some((l) => l.kind === "physical"),
   graphql: { typeName: "LogisticsState", stateEnum: "ShipmentState", stateField: "shipmentState" },
-  report: { mutation: "reportShipment", input: "ReportShipmentInput", scope: "logistics", event: "ShipmentReported" },
+  report: {
+    mutation: "reportShipment",
+    input: "ReportShipmentInput",
+    scope: "logistics",
+    event: "ShipmentReported",
+  },
   on: { OrderConfirmed: createPickList, ShipmentReported: applyReport },
   onCancel: putBackOnShelf,
 });

@@ -1,5 +1,11 @@
 import { defineModule, type ModuleHandler } from "../../statemachine/module.ts";
-import { addNote, createModuleRow, hasNote, moveModuleRow, readModuleRow } from "../../statemachine/module-rows.ts";
+import {
+  addNote,
+  createModuleRow,
+  hasNote,
+  moveModuleRow,
+  readModuleRow,
+} from "../../statemachine/module-rows.ts";
 import { type SubscriptionState, subscriptionContracts, subscriptionStates } from "./table.ts";
 
 /**
@@ -12,11 +18,14 @@ const invoicePaid = "invoice-paid";
 
 const openSubscription: ModuleHandler<SubscriptionState> = async (ctx) => {
   const lines = (ctx.event.payload.lines ?? []) as { sku: string; kind: string; quantity: number }[];
-  const plans = lines.filter((l) => l.kind === "subscription").map(({ sku, quantity }) => ({ sku, quantity }));
+  const plans = lines
+    .filter((l) => l.kind === "subscription")
+    .map(({ sku, quantity }) => ({ sku, quantity }));
   if (plans.length === 0) return;
-  if (!(await createModuleRow(ctx, "pending", { plans }))) return;
+  if (!(await createModuleRow(ctx, { plans }))) return;
   // Finance may have been quicker than us: the payment we wait for is already in.
-  if (await hasNote(ctx.tx, ctx.module.name, ctx.event.orderId, invoicePaid)) await moveModuleRow(ctx, "active");
+  if (await hasNote(ctx.tx, ctx.module.name, ctx.event.orderId, invoicePaid))
+    await moveModuleRow(ctx, "active");
 };
 
 const activate: ModuleHandler<SubscriptionState> = async (ctx) => {
@@ -32,11 +41,16 @@ export const subscription = defineModule({
   name: "subscription",
   entity: "Subscription",
   table: subscriptionContracts,
+  initial: "pending",
   states: subscriptionStates,
   transitions: { pending: ["active", "terminated"], active: ["terminated"] },
   terminalHappy: "active",
   involvedIn: (order) => order.lines.some((l) => l.kind === "subscription"),
-  graphql: { typeName: "SubscriptionModuleState", stateEnum: "SubscriptionState", stateField: "subscriptionState" },
+  graphql: {
+    typeName: "SubscriptionModuleState",
+    stateEnum: "SubscriptionState",
+    stateField: "subscriptionState",
+  },
   on: { OrderConfirmed: openSubscription, InvoicePaid: activate },
   onCancel: terminate,
 });

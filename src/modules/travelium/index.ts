@@ -6,11 +6,12 @@ import { type BookingState, bookingStates, traveliumBookings } from "./table.ts"
 const reserveAllotment: ModuleHandler<BookingState> = async (ctx) => {
   const lines = (ctx.event.payload.lines ?? []) as { kind: string }[];
   if (!lines.some((l) => l.kind === "travel")) return;
-  await createModuleRow(ctx, "reserved", { allotmentReference: `ALLOT-${ctx.event.orderId.slice(0, 8).toUpperCase()}` });
+  await createModuleRow(ctx, { allotmentReference: `ALLOT-${ctx.event.orderId.slice(0, 8).toUpperCase()}` });
 };
 
 const applyReport: ModuleHandler<BookingState> = async (ctx) => {
-  if (!(await readModuleRow(ctx.tx, ctx.module, ctx.event.orderId))) throw new Error("no booking yet for this order");
+  if (!(await readModuleRow(ctx.tx, ctx.module, ctx.event.orderId)))
+    throw new Error("no booking yet for this order");
   await moveModuleRow(ctx, reportedState(ctx.event, bookingStates));
 };
 
@@ -22,6 +23,7 @@ export const travelium = defineModule({
   name: "travelium",
   entity: "Booking",
   table: traveliumBookings,
+  initial: "reserved",
   states: bookingStates,
   transitions: progressTransitions(["pending", "reserved", "confirmed", "travelled"], "cancelled"),
   terminalHappy: "travelled",
@@ -29,7 +31,12 @@ export const travelium = defineModule({
   vetoes: ["cancelled"],
   involvedIn: (order) => order.lines.some((l) => l.kind === "travel"),
   graphql: { typeName: "TraveliumState", stateEnum: "BookingState", stateField: "bookingState" },
-  report: { mutation: "reportBooking", input: "ReportBookingInput", scope: "travelium", event: "BookingReported" },
+  report: {
+    mutation: "reportBooking",
+    input: "ReportBookingInput",
+    scope: "travelium",
+    event: "BookingReported",
+  },
   on: { OrderConfirmed: reserveAllotment, BookingReported: applyReport },
   onCancel: cancelBooking,
 });
