@@ -1,6 +1,7 @@
 import type { CodegenConfig } from "@graphql-codegen/cli";
 import { printSchema } from "graphql";
-import { schema } from "./src/schema/index.ts";
+import { modules } from "./src/modules/index.ts";
+import { schemaFor } from "./src/schema/index.ts";
 
 /**
  * `npm run codegen` prints the schema that the code builds to schema.graphql
@@ -8,7 +9,7 @@ import { schema } from "./src/schema/index.ts";
  * operation the tests write with `graphql(...)`.
  */
 const config: CodegenConfig = {
-  schema: printSchema(schema),
+  schema: printSchema(schemaFor(modules)),
   documents: ["test/**/*.ts", "bench/**/*.ts", "!test/generated/**"],
   ignoreNoDocuments: true,
   // Relative imports with their extension, as NodeNext wants.

@@ -8,7 +8,7 @@ import type { Bus } from "../relay/bus.ts";
 import { authenticate } from "../schema/auth.ts";
 import type { Context } from "../schema/builder.ts";
 import { maskError } from "../schema/errors.ts";
-import { schema } from "../schema/index.ts";
+import { schemaFor } from "../schema/index.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface GatewayDeps extends Omit<Context, "auth"> {
@@ -23,7 +23,7 @@ export interface GatewayDeps extends Omit<Context, "auth"> {
 export function createGateway(deps: GatewayDeps): { server: Server; close(): Promise<void> } {
   const { bus, jwtSecret, metrics, ...services } = deps;
   const yoga = createYoga<Record<string, unknown>, Context>({
-    schema,
+    schema: schemaFor(deps.modules),
     graphqlEndpoint: "/graphql",
     landingPage: false,
     logging: false,

@@ -1,5 +1,5 @@
-import { lexicographicSortSchema } from "graphql";
-import { modules } from "../modules/index.ts";
+import { type GraphQLSchema, lexicographicSortSchema } from "graphql";
+import type { ModuleDefinition } from "../statemachine/module.ts";
 import { builder } from "./builder.ts";
 import { registerModuleStates } from "./module-state.ts";
 import { registerReports } from "./reports.ts";
@@ -8,7 +8,22 @@ import "./order.ts";
 import "./mutations.ts";
 import "./subscription.ts";
 
-registerModuleStates(modules);
-registerReports(modules);
+let built: { modules: readonly ModuleDefinition[]; schema: GraphQLSchema } | undefined;
 
-export const schema = lexicographicSortSchema(builder.toSchema());
+/**
+ * The schema for a module list: each module adds its ModuleState type and its
+ * report mutation. Types are registered once per process, so one process
+ * serves one module list.
+ */
+export function schemaFor(modules: readonly ModuleDefinition[]): GraphQLSchema {
+  if (built) {
+    if (built.modules.map((m) => m.name).join() !== modules.map((m) => m.name).join()) {
+      throw new Error("one process serves one module list");
+    }
+    return built.schema;
+  }
+  registerModuleStates(modules);
+  registerReports(modules);
+  built = { modules, schema: lexicographicSortSchema(builder.toSchema()) };
+  return built.schema;
+}

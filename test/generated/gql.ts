@@ -22,6 +22,10 @@ type Documents = {
     "\n  query Products { products { sku name kind price { amount currency } } }\n": typeof types.ProductsDocument,
     "\n  mutation UpsertProduct($input: UpsertProductInput!) {\n    upsertProduct(input: $input) { sku name kind price { amount currency } }\n  }\n": typeof types.UpsertProductDocument,
     "\n  subscription OrderStateChanged($orderId: ID, $after: ID) {\n    orderStateChanged(orderId: $orderId, after: $after) {\n      eventId orderId from to occurredAt order { id status }\n    }\n  }\n": typeof types.OrderStateChangedDocument,
+    "\n  query OrdersPage($first: Int, $after: String) {\n    orders(first: $first, after: $after) {\n      edges { cursor node { id status customerId createdAt } }\n      pageInfo { hasNextPage endCursor }\n    }\n  }\n": typeof types.OrdersPageDocument,
+    "\n  mutation ReportShipment($input: ReportShipmentInput!) {\n    reportShipment(input: $input) { eventId order { id status } }\n  }\n": typeof types.ReportShipmentDocument,
+    "\n  mutation ReportBooking($input: ReportBookingInput!) {\n    reportBooking(input: $input) { eventId order { id status } }\n  }\n": typeof types.ReportBookingDocument,
+    "\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      events { type }\n    }\n  }\n": typeof types.OrderSagaDocument,
 };
 const documents: Documents = {
     "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n": types.PlaceOrderDocument,
@@ -32,6 +36,10 @@ const documents: Documents = {
     "\n  query Products { products { sku name kind price { amount currency } } }\n": types.ProductsDocument,
     "\n  mutation UpsertProduct($input: UpsertProductInput!) {\n    upsertProduct(input: $input) { sku name kind price { amount currency } }\n  }\n": types.UpsertProductDocument,
     "\n  subscription OrderStateChanged($orderId: ID, $after: ID) {\n    orderStateChanged(orderId: $orderId, after: $after) {\n      eventId orderId from to occurredAt order { id status }\n    }\n  }\n": types.OrderStateChangedDocument,
+    "\n  query OrdersPage($first: Int, $after: String) {\n    orders(first: $first, after: $after) {\n      edges { cursor node { id status customerId createdAt } }\n      pageInfo { hasNextPage endCursor }\n    }\n  }\n": types.OrdersPageDocument,
+    "\n  mutation ReportShipment($input: ReportShipmentInput!) {\n    reportShipment(input: $input) { eventId order { id status } }\n  }\n": types.ReportShipmentDocument,
+    "\n  mutation ReportBooking($input: ReportBookingInput!) {\n    reportBooking(input: $input) { eventId order { id status } }\n  }\n": types.ReportBookingDocument,
+    "\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      events { type }\n    }\n  }\n": types.OrderSagaDocument,
 };
 
 /**
@@ -80,6 +88,22 @@ export function graphql(source: "\n  mutation UpsertProduct($input: UpsertProduc
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  subscription OrderStateChanged($orderId: ID, $after: ID) {\n    orderStateChanged(orderId: $orderId, after: $after) {\n      eventId orderId from to occurredAt order { id status }\n    }\n  }\n"): (typeof documents)["\n  subscription OrderStateChanged($orderId: ID, $after: ID) {\n    orderStateChanged(orderId: $orderId, after: $after) {\n      eventId orderId from to occurredAt order { id status }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query OrdersPage($first: Int, $after: String) {\n    orders(first: $first, after: $after) {\n      edges { cursor node { id status customerId createdAt } }\n      pageInfo { hasNextPage endCursor }\n    }\n  }\n"): (typeof documents)["\n  query OrdersPage($first: Int, $after: String) {\n    orders(first: $first, after: $after) {\n      edges { cursor node { id status customerId createdAt } }\n      pageInfo { hasNextPage endCursor }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation ReportShipment($input: ReportShipmentInput!) {\n    reportShipment(input: $input) { eventId order { id status } }\n  }\n"): (typeof documents)["\n  mutation ReportShipment($input: ReportShipmentInput!) {\n    reportShipment(input: $input) { eventId order { id status } }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation ReportBooking($input: ReportBookingInput!) {\n    reportBooking(input: $input) { eventId order { id status } }\n  }\n"): (typeof documents)["\n  mutation ReportBooking($input: ReportBookingInput!) {\n    reportBooking(input: $input) { eventId order { id status } }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      events { type }\n    }\n  }\n"): (typeof documents)["\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      events { type }\n    }\n  }\n"];
 
 export function graphql(source: string) {
   return (documents as any)[source] ?? {};
