@@ -20,6 +20,7 @@ describe("the outbox relay", () => {
   const buses: JetStreamBus[] = [];
   let consumption: Consumption;
   const received: string[] = [];
+  const sequences = new Map<string, number>();
 
   async function startRelay(): Promise<Relay> {
     const database = await openDatabase({ url: db.url, dataDir: ".data/test" });
@@ -62,8 +63,9 @@ describe("the outbox relay", () => {
     consumption = await buses[0]!.consume({
       name: "probe",
       concurrency: 8,
-      handle: async ({ event }) => {
+      handle: async ({ event, sequence }) => {
         received.push(event.id);
+        sequences.set(event.id, sequence);
         return { kind: "done" };
       },
     });
@@ -122,5 +124,16 @@ describe("the outbox relay", () => {
     // A moment for any duplicate to show up, then count: each id once.
     await new Promise((r) => setTimeout(r, 300));
     for (const id of ids) expect(received.filter((r) => r === id)).toHaveLength(1);
+
+    // Each row remembers where it sits in the stream: resumable subscriptions start from there.
+    const check = new pg.Client({ connectionString: db.url });
+    await check.connect();
+    const { rows } = await check.query<{ id: string; stream_seq: string }>(
+      "select id, stream_seq from order_events where id = any($1)",
+      [ids],
+    );
+    await check.end();
+    expect(rows).toHaveLength(ids.length);
+    for (const row of rows) expect(Number(row.stream_seq)).toBe(sequences.get(row.id));
   });
 });

@@ -57,10 +57,11 @@ export interface Bus {
   /** Creates the stream if needed. Idempotent; safe when several processes start at once. */
   start(): Promise<void>;
   /**
-   * Publishes in the given order. An event whose id was already published
-   * (a relay that crashed between publishing and marking) is dropped by the bus.
+   * Publishes in the given order and answers each event's stream sequence. An
+   * event whose id was already published (a relay that crashed between
+   * publishing and marking) is not stored twice: its first sequence comes back.
    */
-  publish(events: BusEvent[]): Promise<void>;
+  publish(events: BusEvent[]): Promise<number[]>;
   /** A durable consumer shared by every process that runs the same listener. */
   consume(spec: ConsumerSpec): Promise<Consumption>;
   /** An ephemeral, ordered feed for one process (live subscriptions). Never acked, never durable. */

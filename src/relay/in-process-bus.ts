@@ -8,20 +8,24 @@ import type { Bus, BusEvent, ConsumerSpec, Consumption, Delivery, TailSpec } fro
 export class InProcessBus implements Bus {
   readonly kind = "in-process";
   private readonly stream: BusEvent[] = [];
-  private readonly published = new Set<string>();
+  /** Event id → stream sequence, to answer a repeated publish with the first one. */
+  private readonly published = new Map<string, number>();
   private readonly wakers = new Set<() => void>();
   private closed = false;
 
   async start(): Promise<void> {}
 
-  async publish(events: BusEvent[]): Promise<void> {
+  async publish(events: BusEvent[]): Promise<number[]> {
     if (this.closed) throw new Error("bus is closed");
-    for (const event of events) {
-      if (this.published.has(event.id)) continue;
-      this.published.add(event.id);
+    const sequences = events.map((event) => {
+      const known = this.published.get(event.id);
+      if (known !== undefined) return known;
       this.stream.push(event);
-    }
+      this.published.set(event.id, this.stream.length);
+      return this.stream.length;
+    });
     for (const wake of this.wakers) wake();
+    return sequences;
   }
 
   async consume(spec: ConsumerSpec): Promise<Consumption> {

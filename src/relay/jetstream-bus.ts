@@ -72,7 +72,7 @@ export class JetStreamBus implements Bus {
     await this.ensureStream();
   }
 
-  async publish(events: BusEvent[]): Promise<void> {
+  async publish(events: BusEvent[]): Promise<number[]> {
     const js = this.client().js;
     // Checked first: once a publish is out, its ack must be awaited.
     const subjects = events.map((event) => this.subject(event));
@@ -89,6 +89,8 @@ export class JetStreamBus implements Bus {
         { cause: first.reason },
       );
     }
+    // A repeat inside the duplicate window answers with the sequence the event was first stored at.
+    return results.map((r) => (r as PromiseFulfilledResult<{ seq: number }>).value.seq);
   }
 
   async consume(spec: ConsumerSpec): Promise<Consumption> {

@@ -1,4 +1,4 @@
-import { asc, inArray, isNull, sql } from "drizzle-orm";
+import { asc, isNull, sql } from "drizzle-orm";
 import { type Database, query } from "../db/database.ts";
 import type { Logger } from "../log.ts";
 import type { Bus, BusEvent } from "./bus.ts";
@@ -99,16 +99,15 @@ export class Relay {
       if (rows.length === 0) return [];
       const events = rows.map(toBusEvent);
       // A crash after this and before the commit publishes the batch again: the bus drops the repeats by id.
-      await this.bus.publish(events);
-      await tx
-        .update(orderEvents)
-        .set({ publishedAt: new Date() })
-        .where(
-          inArray(
-            orderEvents.id,
-            rows.map((r) => r.id),
-          ),
-        );
+      const sequences = await this.bus.publish(events);
+      const positions = sql.join(
+        events.map((e, i) => sql`(${e.id}::uuid, ${sequences[i]}::bigint)`),
+        sql`, `,
+      );
+      await tx.execute(sql`
+        update order_events set published_at = now(), stream_seq = published.seq
+        from (values ${positions}) as published(id, seq)
+        where order_events.id = published.id`);
       return events;
     });
     if (published.length > 0) this.options.onPublished?.(published);

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import {
+  bigint,
   bigserial,
   index,
   integer,
@@ -26,6 +27,12 @@ export const orderEvents = pgTable(
     payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
     occurredAt: timestamp("occurred_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     publishedAt: timestamp("published_at", { withTimezone: true, mode: "date" }),
+    /**
+     * The event's position in the bus's stream, set when published. Resumable
+     * subscriptions replay from it, so the replay and the live feed follow one
+     * and the same order.
+     */
+    streamSeq: bigint("stream_seq", { mode: "number" }),
   },
   (t) => [
     index("order_events_order_seq").on(t.orderId, t.seq),
