@@ -10,6 +10,8 @@ import type { Context } from "../schema/builder.ts";
 import { maskError } from "../schema/errors.ts";
 import { schemaFor } from "../schema/index.ts";
 import type { Metrics } from "./metrics.ts";
+import { useRefuseNulCharacters } from "./refuse-nul.ts";
+import { useSseEventIds } from "./sse-event-ids.ts";
 
 export interface GatewayDeps extends Omit<Context, "auth"> {
   bus: Bus;
@@ -26,6 +28,7 @@ export function createGateway(deps: GatewayDeps): { server: Server; close(): Pro
     schema: schemaFor(deps.modules),
     graphqlEndpoint: "/graphql",
     landingPage: false,
+    plugins: [useRefuseNulCharacters(), useSseEventIds()],
     logging: false,
     // isDev off everywhere: yoga would otherwise attach the original error (and its stack) outside production.
     maskedErrors: { maskError: maskError(deps.logger), isDev: false },
@@ -40,6 +43,7 @@ export function createGateway(deps: GatewayDeps): { server: Server; close(): Pro
       return {
         ...services,
         auth: await authenticate(typeof header === "string" ? header : undefined, jwtSecret),
+        lastEventId: connectionParams ? undefined : (request.headers.get("last-event-id") ?? undefined),
       };
     },
   });

@@ -47,6 +47,19 @@ export interface TailSpec {
   afterSequence?: number;
 }
 
+export interface ReplaySpec {
+  /** Event types to read. */
+  types: string[];
+  /** Only this order's events. */
+  orderId?: string;
+  /** Read the events after this stream sequence... */
+  afterSequence: number;
+  /** ...up to and including this one, which must already be in the stream. */
+  untilSequence: number;
+  /** Events fetched at a time; the next page is fetched when the reader has taken this one. Default 200. */
+  pageSize?: number;
+}
+
 export interface Consumption {
   /** Stops taking new deliveries and waits for the ones in flight. */
   stop(): Promise<void>;
@@ -66,6 +79,13 @@ export interface Bus {
   consume(spec: ConsumerSpec): Promise<Consumption>;
   /** An ephemeral, ordered feed for one process (live subscriptions). Never acked, never durable. */
   tail(spec: TailSpec, onEvent: (delivery: Delivery) => void): Promise<Consumption>;
+  /** The stream's last sequence now (0 while it is empty). */
+  position(): Promise<number>;
+  /**
+   * The events between two sequences, in stream order, fetched a page at a
+   * time as the caller pulls, so a long history never sits in memory whole.
+   */
+  replay(spec: ReplaySpec): AsyncIterable<Delivery>;
   /** Rejects when the bus does not answer (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;

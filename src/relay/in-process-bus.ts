@@ -1,4 +1,4 @@
-import type { Bus, BusEvent, ConsumerSpec, Consumption, Delivery, TailSpec } from "./bus.ts";
+import type { Bus, BusEvent, ConsumerSpec, Consumption, Delivery, ReplaySpec, TailSpec } from "./bus.ts";
 
 /**
  * The embedded default's bus: the same contract as JetStream inside one
@@ -87,6 +87,20 @@ export class InProcessBus implements Bus {
         this.wakers.delete(pump);
       },
     };
+  }
+
+  async position(): Promise<number> {
+    return this.stream.length;
+  }
+
+  async *replay(spec: ReplaySpec): AsyncIterable<Delivery> {
+    const end = Math.min(spec.untilSequence, this.stream.length);
+    for (let i = spec.afterSequence; i < end; i++) {
+      const event = this.stream[i]!;
+      if (!spec.types.includes(event.type)) continue;
+      if (spec.orderId !== undefined && event.orderId !== spec.orderId) continue;
+      yield { event, attempt: 1, sequence: i + 1 };
+    }
   }
 
   async ping(): Promise<void> {

@@ -14,7 +14,7 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
-import type { Bus, BusEvent, ConsumerSpec, Consumption, Delivery, TailSpec } from "./bus.ts";
+import type { Bus, BusEvent, ConsumerSpec, Consumption, Delivery, ReplaySpec, TailSpec } from "./bus.ts";
 
 export interface BusLogger {
   info(obj: object, msg?: string): void;
@@ -198,6 +198,48 @@ export class JetStreamBus implements Bus {
     };
     this.running.add(consumption);
     return consumption;
+  }
+
+  async position(): Promise<number> {
+    return (await this.client().jsm.streams.info(this.stream)).state.last_seq;
+  }
+
+  async *replay(spec: ReplaySpec): AsyncIterable<Delivery> {
+    const { js } = this.client();
+    const types = new Set(spec.types);
+    const filter =
+      spec.types.length === 1
+        ? `${this.prefix}.events.${spec.types[0]}.${spec.orderId ?? ">"}`
+        : this.subjects;
+    const consumer = await js.consumers.get(this.stream, {
+      filter_subjects: filter,
+      opt_start_seq: spec.afterSequence + 1,
+    });
+    try {
+      for (;;) {
+        // An empty page (after `expires`) means nothing more matches the filter yet. The messages'
+        // own `pending` count is not used: on ordered consumers it was seen to read 0 too early.
+        const page = await consumer.fetch({ max_messages: spec.pageSize ?? 200, expires: 1_000 });
+        let got = 0;
+        for await (const msg of page) {
+          got++;
+          const sequence = msg.info.streamSequence;
+          if (sequence > spec.untilSequence) return;
+          const event = parse(msg);
+          if (
+            event &&
+            types.has(event.type) &&
+            (spec.orderId === undefined || event.orderId === spec.orderId)
+          ) {
+            yield { event, attempt: 1, sequence };
+          }
+          if (sequence === spec.untilSequence) return;
+        }
+        if (got === 0) return;
+      }
+    } finally {
+      consumer.delete().catch(() => {});
+    }
   }
 
   async ping(): Promise<void> {

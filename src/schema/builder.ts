@@ -13,6 +13,8 @@ export interface Context {
   commands: CommandDeps;
   modules: readonly ModuleDefinition[];
   feed: OrderFeed;
+  /** The SSE Last-Event-ID header: a browser's EventSource resumes with it as `after`. */
+  lastEventId?: string;
   logger: Logger;
 }
 

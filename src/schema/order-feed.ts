@@ -35,6 +35,8 @@ export function toStateChange({ event, sequence }: Delivery): OrderStateChange {
 export class OrderFeed {
   private readonly subscribers = new Set<(change: OrderStateChange) => void>();
   private tail: Consumption | undefined;
+  /** The stream sequence up to which every change has been handed to the subscribers. */
+  private position = 0;
 
   constructor(
     private readonly bus: Bus,
@@ -44,10 +46,48 @@ export class OrderFeed {
   ) {}
 
   async start(): Promise<void> {
-    this.tail = await this.bus.tail({ types: [orderStateChanged] }, (delivery) => {
-      const change = toStateChange(delivery);
-      for (const deliver of this.subscribers) deliver(change);
-    });
+    this.position = await this.bus.position();
+    this.tail = await this.bus.tail(
+      { types: [orderStateChanged], afterSequence: this.position },
+      (delivery) => {
+        const change = toStateChange(delivery);
+        this.position = change.sequence;
+        for (const deliver of this.subscribers) deliver(change);
+      },
+    );
+  }
+
+  /**
+   * Every accepted change after `afterSequence`, then the live ones. The
+   * history comes from the stream itself, so replay and live follow one
+   * order: the live changes are held from the moment the replay starts, the
+   * replay reads up to the position the feed had then, and the held changes
+   * continue from there. No gap, no duplicate at the seam.
+   */
+  async *resume(
+    afterSequence: number,
+    accept: (change: OrderStateChange) => boolean,
+    orderId?: string,
+  ): AsyncGenerator<OrderStateChange> {
+    const seam = this.position;
+    const live = this.subscribe((change) => change.sequence > seam && accept(change));
+    try {
+      if (afterSequence < seam) {
+        const history = this.bus.replay({
+          types: [orderStateChanged],
+          orderId,
+          afterSequence,
+          untilSequence: seam,
+        });
+        for await (const delivery of history) {
+          const change = toStateChange(delivery);
+          if (accept(change)) yield change;
+        }
+      }
+      for await (const change of live) if (change.sequence > afterSequence) yield change;
+    } finally {
+      await live.return?.();
+    }
   }
 
   subscribe(accept: (change: OrderStateChange) => boolean): AsyncIterableIterator<OrderStateChange> {

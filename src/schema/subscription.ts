@@ -1,8 +1,9 @@
 import { eq } from "drizzle-orm";
 import { refuse } from "../errors.ts";
+import { orderEvents } from "../relay/tables.ts";
 import { salesOrders } from "../statemachine/tables.ts";
-import { canSee, requireCaller } from "./auth.ts";
-import { builder } from "./builder.ts";
+import { type Caller, canSee, requireCaller } from "./auth.ts";
+import { builder, type Context } from "./builder.ts";
 import { isUuid, OrderRef, OrderStatusEnum, visibleOrder } from "./order.ts";
 import type { OrderStateChange } from "./order-feed.ts";
 
@@ -32,22 +33,49 @@ const OrderStateChangedEvent = builder.objectRef<OrderStateChange>("OrderStateCh
   }),
 });
 
+/** How long to wait for the relay to publish the event a client resumes after (it names it from a mutation's answer). */
+const publishWaitMs = 10_000;
+
+/** The stream position of an event the caller may see; anything else is BAD_USER_INPUT. */
+async function resumePosition(ctx: Context, caller: Caller, eventId: string): Promise<number> {
+  const unknown = () => refuse("BAD_USER_INPUT", "after names no event you may see");
+  if (!isUuid(eventId)) return unknown();
+  const deadline = Date.now() + publishWaitMs;
+  for (;;) {
+    const [found] = await ctx.database.db
+      .select({ streamSeq: orderEvents.streamSeq, customerId: salesOrders.customerId })
+      .from(orderEvents)
+      .innerJoin(salesOrders, eq(salesOrders.id, orderEvents.orderId))
+      .where(eq(orderEvents.id, eventId));
+    if (!found || !canSee(caller, found)) return unknown();
+    if (found.streamSeq !== null) return found.streamSeq;
+    if (Date.now() > deadline)
+      throw new Error(`event ${eventId} still unpublished after ${publishWaitMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 builder.subscriptionField("orderStateChanged", (t) =>
   t.field({
     type: OrderStateChangedEvent,
-    description:
-      "Shared-state changes only (never module sub-states). With orderId: that order; without: every order the caller may see.",
+    description: [
+      "Shared-state changes only (never module sub-states). With orderId: that",
+      "order; without: every order the caller may see. With after (the eventId of",
+      "the last change the client saw): every later change first, then live, with",
+      "no gap and no duplicate at the seam. Over SSE, Last-Event-ID does the same.",
+    ].join("\n"),
     args: { orderId: t.arg.id(), after: t.arg.id() },
     subscribe: async (_root, args, ctx) => {
       const caller = requireCaller(ctx.auth);
       const orderId = args.orderId ?? undefined;
       // Another customer's order reads as no order at all.
       if (orderId !== undefined && !(await visibleOrder(ctx, orderId))) refuse("NOT_FOUND", "no such order");
-      if (args.after != null && !isUuid(args.after))
-        refuse("BAD_USER_INPUT", "after names no event you may see");
-      return ctx.feed.subscribe(
-        (change) => (orderId === undefined || change.orderId === orderId) && canSee(caller, change),
-      );
+      const accept = (change: OrderStateChange) =>
+        (orderId === undefined || change.orderId === orderId) && canSee(caller, change);
+      const after = args.after ?? ctx.lastEventId;
+      if (after == null) return ctx.feed.subscribe(accept);
+      const position = await resumePosition(ctx, caller, after);
+      return ctx.feed.resume(position, accept, orderId);
     },
     resolve: (change) => change,
   }),

@@ -1,0 +1,43 @@
+import { type DocumentNode, GraphQLError, Kind, visit } from "graphql";
+import type { Plugin } from "graphql-yoga";
+
+/**
+ * PostgreSQL text cannot hold a NUL character: refuse it in any string input
+ * (variables or literals) as BAD_USER_INPUT before a resolver runs, instead of
+ * letting the database fail with an internal error. Runs on execute and
+ * subscribe, so HTTP and WebSocket alike.
+ */
+export function useRefuseNulCharacters(): Plugin {
+  const refusal = () => ({
+    errors: [
+      new GraphQLError("text inputs must not contain NUL characters", {
+        extensions: { code: "BAD_USER_INPUT" },
+      }),
+    ],
+  });
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      if (hasNul(args.variableValues) || documentHasNul(args.document)) setResultAndStopExecution(refusal());
+    },
+    onSubscribe({ args, setResultAndStopExecution }) {
+      if (hasNul(args.variableValues) || documentHasNul(args.document)) setResultAndStopExecution(refusal());
+    },
+  };
+}
+
+function hasNul(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("\u0000");
+  if (Array.isArray(value)) return value.some(hasNul);
+  if (value !== null && typeof value === "object") return Object.values(value).some(hasNul);
+  return false;
+}
+
+function documentHasNul(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    [Kind.STRING]: (node) => {
+      if (node.value.includes("\u0000")) found = true;
+    },
+  });
+  return found;
+}
