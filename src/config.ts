@@ -1,3 +1,5 @@
+import { type GatewayOptions, readGatewayOptions } from "./gateway/options.ts";
+
 /** Every setting the service reads, from the environment, with the defaults of CONTRACT.md. */
 
 /** The roles that are not modules; every module in src/modules is a role of its own name too. */
@@ -15,11 +17,14 @@ export interface Config {
   jwtSecret: string | undefined;
   smtpUrl: string | undefined;
   mailFrom: string;
+  /** The notifier's wait after a failed send, doubled for each further failure (at most 10 min). */
+  notifierRetryMs: number;
   modulesRequiredForCompletion: string[];
   /** "all", or the roles this process runs (checked against the module list at start). */
   roles: "all" | Set<string>;
   logLevel: string;
   production: boolean;
+  gateway: GatewayOptions;
 }
 
 type Env = Record<string, string | undefined>;
@@ -46,6 +51,9 @@ export function readConfig(env: Env = process.env): Config {
   const port = Number(env.PORT ?? 4000);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error(`PORT: "${env.PORT}" is not a port`);
+  const notifierRetryMs = Number(env.NOTIFIER_RETRY_MS ?? 1000);
+  if (!Number.isInteger(notifierRetryMs) || notifierRetryMs < 1)
+    throw new Error(`NOTIFIER_RETRY_MS: "${env.NOTIFIER_RETRY_MS}" is not a positive number of milliseconds`);
   return {
     port,
     databaseUrl: env.DATABASE_URL || undefined,
@@ -55,6 +63,7 @@ export function readConfig(env: Env = process.env): Config {
     jwtSecret: env.JWT_SECRET || undefined,
     smtpUrl: env.SMTP_URL || undefined,
     mailFrom: env.MAIL_FROM ?? "orders@localhost",
+    notifierRetryMs,
     modulesRequiredForCompletion: list(
       env.MODULES_REQUIRED_FOR_COMPLETION,
       "finance,logistics,travelium,subscription",
@@ -62,5 +71,6 @@ export function readConfig(env: Env = process.env): Config {
     roles,
     logLevel: env.LOG_LEVEL ?? "info",
     production: env.NODE_ENV === "production",
+    gateway: readGatewayOptions(env),
   };
 }

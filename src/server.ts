@@ -9,11 +9,13 @@ import { createGateway } from "./gateway/http.ts";
 import { createMetrics } from "./gateway/metrics.ts";
 import type { Logger } from "./log.ts";
 import { modules as defaultModules } from "./modules/index.ts";
+import { createNotifier } from "./modules/notifier/index.ts";
 import type { Bus, Consumption } from "./relay/bus.ts";
 import { InProcessBus } from "./relay/in-process-bus.ts";
 import { JetStreamBus } from "./relay/jetstream-bus.ts";
 import { type Listener, type RetryPolicy, runListener } from "./relay/listener.ts";
 import { Relay } from "./relay/relay.ts";
+import { createVerifier } from "./schema/auth.ts";
 import { OrderFeed } from "./schema/order-feed.ts";
 import type { ModuleDefinition } from "./statemachine/module.ts";
 import { moduleListener } from "./statemachine/module-listener.ts";
@@ -72,11 +74,27 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const listeners: Listener[] = [...(options.listeners ?? [])];
   if (has("orders")) listeners.push(ordersListener(modules));
   for (const module of modules) if (has(module.name)) listeners.push(moduleListener(module));
+  const notifier = has("notifier")
+    ? createNotifier({
+        database,
+        logger,
+        mailFrom: config.mailFrom,
+        smtpUrl: config.smtpUrl,
+        dataDir: config.dataDir,
+        retryMs: config.notifierRetryMs,
+      })
+    : undefined;
+  if (notifier) listeners.push(notifier.listener);
   const consumptions: Consumption[] = [];
   for (const listener of listeners) consumptions.push(await runListener(listenerDeps, listener));
   stops.push(async () => {
     await Promise.all(consumptions.map((c) => c.stop()));
   });
+  if (notifier) {
+    await notifier.sender.start();
+    // After the listeners; finishes the email in flight, before the database closes.
+    stops.push(() => notifier.sender.stop());
+  }
 
   if (has("relay")) {
     const relay = new Relay(database, bus, logger, {
@@ -93,7 +111,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   let port: number | undefined;
   if (has("gateway")) {
-    const feed = new OrderFeed(bus, logger);
+    const feed = new OrderFeed(bus, logger, { perCaller: config.gateway.maxSubscriptionsPerCaller });
     await feed.start();
     const gateway = createGateway({
       database,
@@ -102,7 +120,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       logger,
       metrics,
       modules,
-      jwtSecret: options.jwtSecret,
+      options: config.gateway,
+      verify: createVerifier({
+        secret: options.jwtSecret,
+        jwksUrl: config.gateway.jwksUrl,
+        issuer: config.gateway.jwtIssuer,
+        audience: config.gateway.jwtAudience,
+      }),
       commands: { db: database.db, modules, requiredForCompletion: config.modulesRequiredForCompletion },
     });
     await new Promise<void>((resolve) => gateway.server.listen(config.port, resolve));

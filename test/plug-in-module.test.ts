@@ -108,7 +108,9 @@ describe("a module defined outside src/modules", () => {
     expect(done.requiredModules).toEqual(["finance"]);
     // Subscription does not run here at all: it never wrote a row, and the order did not wait for one.
     expect(done.rows.subscription).toBeUndefined();
-    const rows = await service.service.database.db.execute(sql`select count(*)::int as n from subscription_contracts`);
+    const rows = await service.service.database.db.execute(
+      sql`select count(*)::int as n from subscription_contracts`,
+    );
     expect((rows as unknown as { rows: { n: number }[] }).rows[0]!.n).toBe(0);
   });
 });

@@ -55,6 +55,8 @@ describe("the saga", () => {
       rows: { finance: "paid", logistics: "waiting", travelium: "reserved", subscription: "active" },
     });
     expect(started.requiredModules).toEqual(["finance", "logistics", "travelium", "subscription"]);
+    expect(started.completion).toEqual({ waitingFor: ["logistics", "travelium"], complete: false });
+    expect(started.nextStatuses).toEqual(["COMPLETED", "CANCELLED"]);
 
     await saga.shipment(order.id, "DELIVERED");
     await saga.until(order.id, { rows: { logistics: "delivered" } });
@@ -64,7 +66,12 @@ describe("the saga", () => {
 
     await saga.booking(order.id, "TRAVELLED");
     const done = await saga.until(order.id, { status: "COMPLETED" });
-    expect(done.rows).toEqual({ finance: "paid", logistics: "delivered", travelium: "travelled", subscription: "active" });
+    expect(done.rows).toEqual({
+      finance: "paid",
+      logistics: "delivered",
+      travelium: "travelled",
+      subscription: "active",
+    });
     expect(done.events.filter((e) => e.type === "OrderStateChanged")).toHaveLength(4);
   });
 
@@ -97,7 +104,12 @@ describe("the saga", () => {
 
   it("rolls every module back, once, when cancelled at each stage", async () => {
     const skus = ["MUG-1", "TRIP-LIS", "BOX-MONTHLY"];
-    const rolledBack = { finance: "refunded", logistics: "returned", travelium: "cancelled", subscription: "terminated" };
+    const rolledBack = {
+      finance: "refunded",
+      logistics: "returned",
+      travelium: "cancelled",
+      subscription: "terminated",
+    };
 
     const pending = await saga.place(skus);
     await saga.cancel(pending.id);
@@ -115,13 +127,25 @@ describe("the saga", () => {
     await saga.cancel(confirmed.id);
 
     const fulfilling = await saga.placeAndConfirm(skus);
-    await saga.until(fulfilling.id, { status: "FULFILLING", rows: { logistics: "waiting", subscription: "active" } });
+    await saga.until(fulfilling.id, {
+      status: "FULFILLING",
+      rows: { logistics: "waiting", subscription: "active" },
+    });
     await saga.cancel(fulfilling.id);
 
     for (const order of [racing, confirmed, fulfilling]) {
-      const cancelled = await saga.until(order.id, { status: "CANCELLED", rows: rolledBack }, `rollback of ${order.id}`);
+      const cancelled = await saga.until(
+        order.id,
+        { status: "CANCELLED", rows: rolledBack },
+        `rollback of ${order.id}`,
+      );
       const types = cancelled.events.map((e) => e.type);
-      for (const rollback of ["InvoiceRefunded", "ShipmentReturned", "BookingCancelled", "SubscriptionTerminated"]) {
+      for (const rollback of [
+        "InvoiceRefunded",
+        "ShipmentReturned",
+        "BookingCancelled",
+        "SubscriptionTerminated",
+      ]) {
         expect(types.filter((t) => t === rollback)).toHaveLength(1);
       }
       // A report after the cancel moves nothing, and a cancelled order never completes.
@@ -138,7 +162,10 @@ describe("the saga", () => {
 
   it("cancels the order when the travel partner cancels the booking, and rolls the others back", async () => {
     const order = await saga.placeAndConfirm(["MUG-1", "TRIP-LIS"]);
-    await saga.until(order.id, { status: "FULFILLING", rows: { travelium: "reserved", logistics: "waiting" } });
+    await saga.until(order.id, {
+      status: "FULFILLING",
+      rows: { travelium: "reserved", logistics: "waiting" },
+    });
     await saga.booking(order.id, "CANCELLED");
     const vetoed = await saga.until(order.id, {
       status: "CANCELLED",

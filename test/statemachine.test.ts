@@ -7,6 +7,7 @@ import {
   decideConfirmation,
   decidePlacement,
   decideProgress,
+  explainCompletion,
 } from "../src/statemachine/decide.ts";
 import {
   canMove,
@@ -198,5 +199,27 @@ describe("the completion aggregate", () => {
     expect(
       decideProgress("fulfilling", ["finance"], rows({ finance: "paid", subscription: "pending" }), modules),
     ).toEqual(["completed"]);
+  });
+});
+
+describe("the completion, explained", () => {
+  it("names each involved module, whether it is required, and what it waits for", () => {
+    const order = {
+      involvedModules: ["finance", "logistics", "subscription"],
+      requiredModules: ["finance", "logistics"],
+    };
+    const explained = explainCompletion(
+      order,
+      new Map([
+        ["finance", "paid"],
+        ["subscription", "pending"],
+      ]),
+      modules,
+    );
+    expect(explained).toEqual([
+      { module: "finance", required: true, state: "paid", terminalHappy: "paid", done: true },
+      { module: "logistics", required: true, state: undefined, terminalHappy: "delivered", done: false },
+      { module: "subscription", required: false, state: "pending", terminalHappy: "active", done: false },
+    ]);
   });
 });

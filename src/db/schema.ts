@@ -2,6 +2,7 @@
 export * from "../modules/catalog/table.ts";
 export * from "../modules/finance/table.ts";
 export * from "../modules/logistics/table.ts";
+export * from "../modules/notifier/table.ts";
 export * from "../modules/subscription/table.ts";
 export * from "../modules/travelium/table.ts";
 export * from "../relay/tables.ts";

@@ -1,21 +1,27 @@
 import { createServer, type Server } from "node:http";
-import { useServer } from "graphql-ws/use/ws";
 import { createYoga } from "graphql-yoga";
-import { WebSocketServer } from "ws";
 import type { Database } from "../db/database.ts";
 import type { Logger } from "../log.ts";
 import type { Bus } from "../relay/bus.ts";
-import { authenticate } from "../schema/auth.ts";
+import { authenticate, type TokenVerifier } from "../schema/auth.ts";
 import type { Context } from "../schema/builder.ts";
 import { maskError } from "../schema/errors.ts";
 import { schemaFor } from "../schema/index.ts";
+import { setSecurityHeaders } from "./headers.ts";
+import { useNoIntrospection } from "./introspection.ts";
+import { refuseLargeBody, useOperationLimits } from "./limits.ts";
 import type { Metrics } from "./metrics.ts";
+import type { GatewayOptions } from "./options.ts";
+import { useRateLimit } from "./rate-limit.ts";
 import { useRefuseNulCharacters } from "./refuse-nul.ts";
 import { useSseEventIds } from "./sse-event-ids.ts";
+import { loadTrustedDocuments } from "./trusted-documents.ts";
+import { serveWebSocket } from "./websocket.ts";
 
 export interface GatewayDeps extends Omit<Context, "auth"> {
   bus: Bus;
-  jwtSecret: Uint8Array;
+  verify: TokenVerifier;
+  options: GatewayOptions;
   metrics: Metrics;
   logger: Logger;
   database: Database;
@@ -23,32 +29,46 @@ export interface GatewayDeps extends Omit<Context, "auth"> {
 
 /** One server, one port: GraphQL over HTTP and SSE (yoga), over WebSocket (graphql-ws), and the probes. */
 export function createGateway(deps: GatewayDeps): { server: Server; close(): Promise<void> } {
-  const { bus, jwtSecret, metrics, ...services } = deps;
+  const { bus, verify, metrics, options, ...services } = deps;
+  const trusted = options.trustedDocuments ? loadTrustedDocuments(options.trustedDocuments) : undefined;
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema: schemaFor(deps.modules),
     graphqlEndpoint: "/graphql",
     landingPage: false,
-    plugins: [useRefuseNulCharacters(), useSseEventIds()],
     logging: false,
+    cors: options.corsOrigins === "*" ? { origin: "*" } : { origin: options.corsOrigins },
     // isDev off everywhere: yoga would otherwise attach the original error (and its stack) outside production.
     maskedErrors: { maskError: maskError(deps.logger), isDev: false },
+    plugins: [
+      ...(trusted ? [trusted.plugin] : []),
+      ...(options.introspection ? [] : [useNoIntrospection()]),
+      useOperationLimits(options),
+      useRateLimit(options.rateLimitPerMinute),
+      useRefuseNulCharacters(),
+      useSseEventIds(),
+    ],
     context: async ({
       request,
       connectionParams,
+      clientKey,
     }: {
       request: Request;
       connectionParams?: Record<string, unknown>;
+      clientKey?: string;
     }) => {
       const header = connectionParams ? connectionParams.authorization : request.headers.get("authorization");
       return {
         ...services,
-        auth: await authenticate(typeof header === "string" ? header : undefined, jwtSecret),
+        auth: await authenticate(typeof header === "string" ? header : undefined, verify),
         lastEventId: connectionParams ? undefined : (request.headers.get("last-event-id") ?? undefined),
+        // The peer's address keys the rate limit of anonymous callers (X-Forwarded-For is not trusted: it is the caller's to write).
+        clientKey,
       };
     },
   });
 
   const server = createServer(async (req, res) => {
+    setSecurityHeaders(res);
     if (req.url === "/healthz") return void res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
     if (req.url === "/readyz") {
       try {
@@ -61,51 +81,16 @@ export function createGateway(deps: GatewayDeps): { server: Server; close(): Pro
     if (req.url === "/metrics") {
       return void res.writeHead(200, { "content-type": metrics.contentType }).end(await metrics.render());
     }
-    return yoga(req, res);
+    if (refuseLargeBody(req, res, options.maxBodyBytes)) return;
+    return yoga(req, res, { clientKey: req.socket.remoteAddress });
   });
 
-  const sockets = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
-  const graphqlWs = useServer(
-    {
-      execute: (args) => (args.rootValue as { execute: (a: unknown) => unknown }).execute(args) as never,
-      subscribe: (args) =>
-        (args.rootValue as { subscribe: (a: unknown) => unknown }).subscribe(args) as never,
-      // A token that is present but refused ends the connection (4403); no token may still read products.
-      onConnect: async (ctx) => {
-        const authorization = ctx.connectionParams?.authorization;
-        if (authorization === undefined) return true;
-        const auth = await authenticate(typeof authorization === "string" ? authorization : "", jwtSecret);
-        return auth.kind === "caller";
-      },
-      onSubscribe: async (ctx, _id, params) => {
-        const enveloped = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params,
-          connectionParams: ctx.connectionParams ?? {},
-        });
-        const args = {
-          schema: enveloped.schema,
-          operationName: params.operationName,
-          document: enveloped.parse(params.query),
-          variableValues: params.variables,
-          contextValue: await enveloped.contextFactory(),
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
-        };
-        const errors = enveloped.validate(args.schema, args.document);
-        if (errors.length > 0) return errors;
-        return args;
-      },
-    },
-    sockets,
-  );
+  const websocket = serveWebSocket(server, yoga, options, verify, trusted);
 
   return {
     server,
     async close() {
-      await graphqlWs.dispose();
-      await new Promise<void>((resolve) => sockets.close(() => resolve()));
+      await websocket.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -1,4 +1,4 @@
-import { jwtVerify } from "jose";
+import { createRemoteJWKSet, decodeProtectedHeader, type JWTPayload, jwtVerify } from "jose";
 import { refuse } from "../errors.ts";
 import type { OrderRow } from "../statemachine/tables.ts";
 
@@ -18,15 +18,42 @@ export type Authentication =
   | { kind: "caller"; caller: Caller }
   | { kind: "invalid"; reason: string };
 
+/** Checks a token's signature and claims; rejects when it is not valid. */
+export type TokenVerifier = (token: string) => Promise<JWTPayload>;
+
+/**
+ * HS256 tokens signed with JWT_SECRET, and tokens of an identity provider
+ * whose keys are at JWT_JWKS_URL (fetched and cached by jose), with the
+ * issuer and audience checks production users configure.
+ */
+export function createVerifier(options: {
+  secret?: Uint8Array;
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+}): TokenVerifier {
+  const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined;
+  return async (token) => {
+    const { alg } = decodeProtectedHeader(token);
+    if (alg === "HS256" && options.secret) {
+      return (await jwtVerify(token, options.secret, { algorithms: ["HS256"] })).payload;
+    }
+    if (alg !== "HS256" && jwks) {
+      return (await jwtVerify(token, jwks, { issuer: options.issuer, audience: options.audience })).payload;
+    }
+    throw new Error(`no key for a token signed with ${alg}`);
+  };
+}
+
 export async function authenticate(
   authorization: string | null | undefined,
-  secret: Uint8Array,
+  verify: TokenVerifier,
 ): Promise<Authentication> {
   if (!authorization) return { kind: "anonymous" };
   const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
   if (!match) return { kind: "invalid", reason: "the Authorization header must be `Bearer <token>`" };
   try {
-    const { payload } = await jwtVerify(match[1]!, secret, { algorithms: ["HS256"] });
+    const payload = await verify(match[1]!);
     const role = payload.role;
     if (typeof payload.sub !== "string" || payload.sub.length === 0)
       return { kind: "invalid", reason: "the token has no sub" };

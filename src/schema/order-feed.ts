@@ -1,3 +1,4 @@
+import { refuse } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Bus, Consumption, Delivery } from "../relay/bus.ts";
 import type { OrderStatus } from "../statemachine/states.ts";
@@ -41,9 +42,15 @@ export class OrderFeed {
   constructor(
     private readonly bus: Bus,
     private readonly logger: Logger,
-    /** Changes a subscriber may have waiting before it is cut off. Default 1000. */
-    private readonly bufferLimit = 1000,
+    private readonly limits: {
+      /** Changes a subscriber may have waiting before it is cut off. Default 1000. */
+      buffer?: number;
+      /** Live subscriptions one caller may hold at once. Default 20. */
+      perCaller?: number;
+    } = {},
   ) {}
+
+  private readonly callers = new Map<string, number>();
 
   async start(): Promise<void> {
     this.position = await this.bus.position();
@@ -64,16 +71,18 @@ export class OrderFeed {
    * replay reads up to the position the feed had then, and the held changes
    * continue from there. No gap, no duplicate at the seam.
    */
-  async *resume(
+  resume(
     afterSequence: number,
     accept: (change: OrderStateChange) => boolean,
-    orderId?: string,
-  ): AsyncGenerator<OrderStateChange> {
+    options: { orderId?: string; callerId?: string } = {},
+  ): AsyncIterableIterator<OrderStateChange> {
+    const { orderId, callerId } = options;
     const seam = this.position;
-    const live = this.subscribe((change) => change.sequence > seam && accept(change));
-    try {
+    const live = this.subscribe((change) => change.sequence > seam && accept(change), callerId);
+    const bus = this.bus;
+    async function* changes(): AsyncGenerator<OrderStateChange> {
       if (afterSequence < seam) {
-        const history = this.bus.replay({
+        const history = bus.replay({
           types: [orderStateChanged],
           orderId,
           afterSequence,
@@ -85,14 +94,24 @@ export class OrderFeed {
         }
       }
       for await (const change of live) if (change.sequence > afterSequence) yield change;
-    } finally {
-      await live.return?.();
     }
+    return withCleanup(changes(), () => live.return?.());
   }
 
-  subscribe(accept: (change: OrderStateChange) => boolean): AsyncIterableIterator<OrderStateChange> {
-    const queue: BoundedQueue<OrderStateChange> = new BoundedQueue(this.bufferLimit, () => {
+  /** Live changes the subscriber accepts, from now on. Refused (RATE_LIMITED) past the caller's limit. */
+  subscribe(
+    accept: (change: OrderStateChange) => boolean,
+    callerId = "",
+  ): AsyncIterableIterator<OrderStateChange> {
+    const held = this.callers.get(callerId) ?? 0;
+    if (held >= (this.limits.perCaller ?? 20))
+      refuse("RATE_LIMITED", `at most ${this.limits.perCaller ?? 20} live subscriptions at once`);
+    this.callers.set(callerId, held + 1);
+    const queue: BoundedQueue<OrderStateChange> = new BoundedQueue(this.limits.buffer ?? 1000, () => {
       this.subscribers.delete(deliver);
+      const left = (this.callers.get(callerId) ?? 1) - 1;
+      if (left > 0) this.callers.set(callerId, left);
+      else this.callers.delete(callerId);
     });
     const deliver = (change: OrderStateChange) => {
       if (accept(change)) queue.push(change);
@@ -109,4 +128,38 @@ export class OrderFeed {
     await this.tail?.stop();
     this.logger.debug({ subscribers: this.subscribers.size }, "order feed stopped");
   }
+}
+
+/**
+ * An async generator waiting for its next value cannot be returned until that
+ * value comes; a client that unsubscribes from a quiet order would stay
+ * registered. Running the cleanup first ends the queue the generator waits on.
+ */
+export function withCleanup<T>(source: AsyncGenerator<T>, cleanup: () => unknown): AsyncIterableIterator<T> {
+  let cleaned = false;
+  const clean = async () => {
+    if (!cleaned) {
+      cleaned = true;
+      await cleanup();
+    }
+  };
+  return {
+    next: async () => {
+      const result = await source.next();
+      if (result.done) await clean();
+      return result;
+    },
+    return: async () => {
+      await clean();
+      await source.return(undefined);
+      return { value: undefined, done: true };
+    },
+    throw: async (error: unknown) => {
+      await clean();
+      return source.throw(error);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }

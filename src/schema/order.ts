@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, lt, or, type SQL } from "drizzle-orm";
 import { refuse } from "../errors.ts";
 import { orderEvents } from "../relay/tables.ts";
+import { explainCompletion, type ModuleCompletion } from "../statemachine/decide.ts";
 import { nextStatuses, orderStatuses } from "../statemachine/states.ts";
 import { type OrderRow, orderLines, salesOrders } from "../statemachine/tables.ts";
 import { canSee, requireCaller, requireRole } from "./auth.ts";
@@ -35,6 +36,34 @@ const OrderEventRef = builder.objectRef<typeof orderEvents.$inferSelect>("OrderE
   }),
 });
 
+const ModuleCompletionRef = builder.objectRef<ModuleCompletion>("ModuleCompletion").implement({
+  fields: (t) => ({
+    module: t.exposeString("module"),
+    required: t.exposeBoolean("required", {
+      description: "Whether the order waits for this module to complete.",
+    }),
+    state: t.exposeString("state", {
+      nullable: true,
+      description: "Null while the module has no row for the order yet.",
+    }),
+    terminalHappy: t.exposeString("terminalHappy", { description: "The state in which the module is done." }),
+    done: t.exposeBoolean("done"),
+  }),
+});
+
+const OrderCompletionRef = builder
+  .objectRef<{ status: OrderRow["status"]; modules: ModuleCompletion[] }>("OrderCompletion")
+  .implement({
+    fields: (t) => ({
+      modules: t.field({ type: [ModuleCompletionRef], resolve: (c) => c.modules }),
+      waitingFor: t.stringList({
+        description: "Required modules not done yet; empty once the order can complete (or has).",
+        resolve: (c) => c.modules.filter((m) => m.required && !m.done).map((m) => m.module),
+      }),
+      complete: t.boolean({ resolve: (c) => c.status === "completed" }),
+    }),
+  });
+
 export const OrderRef = builder.objectRef<OrderRow>("Order").implement({
   fields: (t) => ({
     id: t.exposeID("id", { description: "UUID." }),
@@ -61,6 +90,15 @@ export const OrderRef = builder.objectRef<OrderRow>("Order").implement({
     }),
     involvedModules: t.exposeStringList("involvedModules", {
       description: "Every module this order involves, fixed when it was placed.",
+    }),
+    completion: t.field({
+      type: OrderCompletionRef,
+      description: "What completion waits for: each involved module, whether it is required and done.",
+      resolve: async (o, _args, ctx) => {
+        const rows = await loadModuleStates(ctx.database.db, ctx.modules, o);
+        const modules = explainCompletion(o, new Map(rows.map((r) => [r.module, r.state])), ctx.modules);
+        return { status: o.status, modules };
+      },
     }),
     nextStatuses: t.field({
       type: [OrderStatusEnum],

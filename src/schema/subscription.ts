@@ -73,9 +73,9 @@ builder.subscriptionField("orderStateChanged", (t) =>
       const accept = (change: OrderStateChange) =>
         (orderId === undefined || change.orderId === orderId) && canSee(caller, change);
       const after = args.after ?? ctx.lastEventId;
-      if (after == null) return ctx.feed.subscribe(accept);
+      if (after == null) return ctx.feed.subscribe(accept, caller.id);
       const position = await resumePosition(ctx, caller, after);
-      return ctx.feed.resume(position, accept, orderId);
+      return ctx.feed.resume(position, accept, { orderId, callerId: caller.id });
     },
     resolve: (change) => change,
   }),

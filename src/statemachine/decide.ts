@@ -155,3 +155,31 @@ export function decideProgress(
   if (current === "fulfilling" && done) moves.push("completed");
   return moves;
 }
+
+export interface ModuleCompletion {
+  module: string;
+  required: boolean;
+  /** The module's row's state; undefined while it has no row. */
+  state: string | undefined;
+  terminalHappy: string;
+  done: boolean;
+}
+
+/** What completion waits for, module by module: the aggregate explained, for storefronts. */
+export function explainCompletion(
+  order: { involvedModules: readonly string[]; requiredModules: readonly string[] },
+  rows: ReadonlyMap<string, string>,
+  modules: readonly Pick<ModuleDefinition, "name" | "terminalHappy">[],
+): ModuleCompletion[] {
+  return order.involvedModules.map((name) => {
+    const terminalHappy = modules.find((m) => m.name === name)?.terminalHappy ?? "";
+    const state = rows.get(name);
+    return {
+      module: name,
+      required: order.requiredModules.includes(name),
+      state,
+      terminalHappy,
+      done: state === terminalHappy,
+    };
+  });
+}

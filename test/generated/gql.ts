@@ -25,7 +25,7 @@ type Documents = {
     "\n  query OrdersPage($first: Int, $after: String) {\n    orders(first: $first, after: $after) {\n      edges { cursor node { id status customerId createdAt } }\n      pageInfo { hasNextPage endCursor }\n    }\n  }\n": typeof types.OrdersPageDocument,
     "\n  mutation ReportShipment($input: ReportShipmentInput!) {\n    reportShipment(input: $input) { eventId order { id status } }\n  }\n": typeof types.ReportShipmentDocument,
     "\n  mutation ReportBooking($input: ReportBookingInput!) {\n    reportBooking(input: $input) { eventId order { id status } }\n  }\n": typeof types.ReportBookingDocument,
-    "\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      events { type }\n    }\n  }\n": typeof types.OrderSagaDocument,
+    "\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      completion { waitingFor complete }\n      nextStatuses\n      events { type }\n    }\n  }\n": typeof types.OrderSagaDocument,
 };
 const documents: Documents = {
     "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n": types.PlaceOrderDocument,
@@ -39,7 +39,7 @@ const documents: Documents = {
     "\n  query OrdersPage($first: Int, $after: String) {\n    orders(first: $first, after: $after) {\n      edges { cursor node { id status customerId createdAt } }\n      pageInfo { hasNextPage endCursor }\n    }\n  }\n": types.OrdersPageDocument,
     "\n  mutation ReportShipment($input: ReportShipmentInput!) {\n    reportShipment(input: $input) { eventId order { id status } }\n  }\n": types.ReportShipmentDocument,
     "\n  mutation ReportBooking($input: ReportBookingInput!) {\n    reportBooking(input: $input) { eventId order { id status } }\n  }\n": types.ReportBookingDocument,
-    "\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      events { type }\n    }\n  }\n": types.OrderSagaDocument,
+    "\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      completion { waitingFor complete }\n      nextStatuses\n      events { type }\n    }\n  }\n": types.OrderSagaDocument,
 };
 
 /**
@@ -103,7 +103,7 @@ export function graphql(source: "\n  mutation ReportBooking($input: ReportBookin
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      events { type }\n    }\n  }\n"): (typeof documents)["\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      events { type }\n    }\n  }\n"];
+export function graphql(source: "\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      completion { waitingFor complete }\n      nextStatuses\n      events { type }\n    }\n  }\n"): (typeof documents)["\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      completion { waitingFor complete }\n      nextStatuses\n      events { type }\n    }\n  }\n"];
 
 export function graphql(source: string) {
   return (documents as any)[source] ?? {};

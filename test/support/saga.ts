@@ -23,12 +23,19 @@ export const OrderSaga = graphql(`
       requiredModules
       cancellationReason
       modules { module state }
+      completion { waitingFor complete }
+      nextStatuses
       events { type }
     }
   }
 `);
 
-const prices: Record<string, number> = { "EBOOK-1": 1299, "MUG-1": 1500, "TRIP-LIS": 45000, "BOX-MONTHLY": 2900 };
+const prices: Record<string, number> = {
+  "EBOOK-1": 1299,
+  "MUG-1": 1500,
+  "TRIP-LIS": 45000,
+  "BOX-MONTHLY": 2900,
+};
 
 /** Drives orders through a running gateway as its clients would. */
 export function sagaClient(url: string) {
@@ -48,7 +55,14 @@ export function sagaClient(url: string) {
       return gqlData(
         url,
         ConfirmPayment,
-        { input: { orderId: order.id, paymentReference: `psp-${order.id}`, amount: order.total, currency: "EUR" } },
+        {
+          input: {
+            orderId: order.id,
+            paymentReference: `psp-${order.id}`,
+            amount: order.total,
+            currency: "EUR",
+          },
+        },
         await tokens.payments(),
       );
     },
@@ -58,26 +72,49 @@ export function sagaClient(url: string) {
       return order;
     },
     async cancel(orderId: string) {
-      return gqlData(url, CancelOrder, { input: { orderId, reason: "changed my mind" } }, await tokens.customer());
+      return gqlData(
+        url,
+        CancelOrder,
+        { input: { orderId, reason: "changed my mind" } },
+        await tokens.customer(),
+      );
     },
     async shipment(orderId: string, state: string, key = `ship-${state}-${++keys}`) {
-      return gql(url, ReportShipment, { input: { orderId, state: state as never, idempotencyKey: key } }, await tokens.logistics());
+      return gql(
+        url,
+        ReportShipment,
+        { input: { orderId, state: state as never, idempotencyKey: key } },
+        await tokens.logistics(),
+      );
     },
     async booking(orderId: string, state: string, key = `book-${state}-${++keys}`) {
-      return gql(url, ReportBooking, { input: { orderId, state: state as never, idempotencyKey: key } }, await tokens.travelium());
+      return gql(
+        url,
+        ReportBooking,
+        { input: { orderId, state: state as never, idempotencyKey: key } },
+        await tokens.travelium(),
+      );
     },
     async read(orderId: string) {
       const data = await gqlData(url, OrderSaga, { id: orderId }, await tokens.admin());
       const order = data.order!;
-      return { ...order, rows: Object.fromEntries(order.modules.map((m) => [m.module, m.state])) as Record<string, string> };
+      return {
+        ...order,
+        rows: Object.fromEntries(order.modules.map((m) => [m.module, m.state])) as Record<string, string>,
+      };
     },
     /** Waits until the order matches: a status and/or module states. */
-    async until(orderId: string, want: { status?: string; rows?: Record<string, string> }, what = JSON.stringify(want)) {
+    async until(
+      orderId: string,
+      want: { status?: string; rows?: Record<string, string> },
+      what = JSON.stringify(want),
+    ) {
       return eventually(
         async () => {
           const order = await client.read(orderId);
           if (want.status && order.status !== want.status) return false;
-          for (const [module, state] of Object.entries(want.rows ?? {})) if (order.rows[module] !== state) return false;
+          for (const [module, state] of Object.entries(want.rows ?? {}))
+            if (order.rows[module] !== state) return false;
           return order;
         },
         { what },

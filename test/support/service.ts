@@ -1,3 +1,6 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
@@ -35,7 +38,8 @@ export async function startTestService(options: TestServiceOptions) {
       : {}),
     ROLES: options.roles ?? "all",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
-    DATA_DIR: ".data/test",
+    // Its own folder, so each service's .eml files (no SMTP_URL) stay apart and go with the temp dir.
+    DATA_DIR: mkdtempSync(join(tmpdir(), "order-gateway-")),
     ...options.env,
   });
   const service: Service = await startService({

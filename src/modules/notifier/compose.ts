@@ -1,0 +1,75 @@
+/** What an email says, read from the order as it is when the email is sent. */
+import { asc, eq } from "drizzle-orm";
+import type { Executor } from "../../db/database.ts";
+import { orderLines, salesOrders } from "../../statemachine/tables.ts";
+import { financeInvoices } from "../finance/table.ts";
+import { isoDate, renderInvoicePdf } from "./invoice-pdf.ts";
+import type { OutgoingEmail } from "./mailer.ts";
+import { formatMoney } from "./money.ts";
+import type { NotificationRow } from "./table.ts";
+import { render, type TemplateData, type Templates } from "./templates.ts";
+
+export async function composeEmail(
+  db: Executor,
+  row: Pick<NotificationRow, "orderId" | "kind" | "recipient" | "messageId">,
+  templates: Templates,
+  mailFrom: string,
+): Promise<OutgoingEmail> {
+  const [order] = await db.select().from(salesOrders).where(eq(salesOrders.id, row.orderId));
+  if (!order) throw new Error(`order ${row.orderId} not found`);
+  const lines = await db
+    .select()
+    .from(orderLines)
+    .where(eq(orderLines.orderId, row.orderId))
+    .orderBy(asc(orderLines.position));
+  const data: TemplateData = {
+    orderId: order.id,
+    contactEmail: row.recipient,
+    total: formatMoney(order.totalAmount, order.currency),
+    ships: order.involvedModules.includes("logistics"),
+    travels: order.involvedModules.includes("travelium"),
+    lines: lines.map((l) => ({
+      sku: l.sku,
+      name: l.name,
+      quantity: l.quantity,
+      unitPrice: formatMoney(l.unitAmount, l.currency),
+      lineTotal: formatMoney(l.unitAmount * l.quantity, l.currency),
+    })),
+  };
+  const attachments: OutgoingEmail["attachments"] = [];
+  if (row.kind === "confirmed") {
+    const [invoice] = await db.select().from(financeInvoices).where(eq(financeInvoices.orderId, row.orderId));
+    if (!invoice?.invoiceNumber) throw new Error(`order ${row.orderId} has no invoice yet`);
+    data.invoiceNumber = invoice.invoiceNumber;
+    data.invoiceDate = isoDate(invoice.createdAt);
+    data.total = formatMoney(invoice.amount, invoice.currency);
+    const pdf = await renderInvoicePdf({
+      invoiceNumber: invoice.invoiceNumber,
+      issuedAt: invoice.createdAt,
+      orderId: order.id,
+      customerEmail: row.recipient,
+      seller: mailFrom,
+      lines,
+      paymentReference: invoice.paymentReference,
+      totalAmount: invoice.amount,
+      currency: invoice.currency,
+    });
+    attachments.push({
+      filename: `${invoice.invoiceNumber}.pdf`,
+      content: pdf,
+      contentType: "application/pdf",
+    });
+  }
+  const template = templates[row.kind];
+  return {
+    orderId: order.id,
+    kind: row.kind,
+    from: mailFrom,
+    to: row.recipient,
+    subject: render(template.subject, data),
+    text: render(template.text, data),
+    html: render(template.html, data, { html: true }),
+    messageId: row.messageId,
+    attachments,
+  };
+}

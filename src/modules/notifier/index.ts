@@ -1,0 +1,55 @@
+/**
+ * The `notifier` role: state-machine-level email. Two emails per order, on
+ * the shared states only: CONFIRMED (thanks, the invoice as a PDF, shipment
+ * soon; sent once the invoice is issued too) and COMPLETED (it arrived,
+ * would you review it). Module-internal changes send nothing; a cancelled
+ * order never completes, so it gets no completion email.
+ *
+ * Not a saga module (it keeps no order_module_state and no order waits for
+ * it): a listener that records what is due, and a sender that sends it.
+ */
+import type { Database } from "../../db/database.ts";
+import type { Logger } from "../../log.ts";
+import type { Listener } from "../../relay/listener.ts";
+import { composeEmail } from "./compose.ts";
+import { notifierListener } from "./listener.ts";
+import { createMailer } from "./mailer.ts";
+import { createSender, type Sender, type SenderOptions } from "./sender.ts";
+import { loadTemplates } from "./templates.ts";
+
+export interface NotifierOptions
+  extends Pick<SenderOptions, "retryMs" | "maxRetryMs" | "pollMs" | "claimMs" | "concurrency"> {
+  database: Pick<Database, "db" | "listen">;
+  logger: Logger;
+  mailFrom: string;
+  /** Unset: each email is written to `dataDir/mail/order-<id>.<kind>.eml`. */
+  smtpUrl?: string;
+  dataDir: string;
+  /** Default: the templates beside this file. */
+  templatesDir?: string;
+}
+
+export interface Notifier {
+  /** Run it like any listener (its durable consumer is "notifier"). */
+  listener: Listener;
+  /** The sending loop: start it with the role, stop it before the database closes. */
+  sender: Sender;
+}
+
+export function createNotifier(options: NotifierOptions): Notifier {
+  const templates = loadTemplates(options.templatesDir);
+  const mailer = createMailer({ smtpUrl: options.smtpUrl, dataDir: options.dataDir });
+  const logger = options.logger.child({ role: "notifier" });
+  return {
+    listener: notifierListener({ mailFrom: options.mailFrom }),
+    sender: createSender({
+      ...options,
+      logger,
+      mailer,
+      compose: (row) => composeEmail(options.database.db, row, templates, options.mailFrom),
+    }),
+  };
+}
+
+export { notificationHeaders, notificationMessageId } from "./mailer.ts";
+export { type NotificationRow, notifications } from "./table.ts";

@@ -1,0 +1,80 @@
+import { eq, sql } from "drizzle-orm";
+import type { BusEvent } from "../../relay/bus.ts";
+import type { Listener } from "../../relay/listener.ts";
+import { moduleEventType } from "../../statemachine/module-rows.ts";
+import { salesOrders } from "../../statemachine/tables.ts";
+import { orderStateChanged } from "../../statemachine/transition.ts";
+import { finance } from "../finance/index.ts";
+import { notificationMessageId } from "./mailer.ts";
+import { type NotificationKind, notifications } from "./table.ts";
+
+/** The sender LISTENs here; a listener transaction that made a row pending NOTIFYs it at commit. */
+export const notifierChannel = "notifications";
+
+export const invoiceIssued = moduleEventType(finance, "issued");
+
+/**
+ * What each email waits for. The confirmation carries the invoice, which
+ * Finance issues in reaction to the confirmation: both must have been heard,
+ * in whichever order they arrive.
+ */
+export const factsNeeded: Record<NotificationKind, readonly string[]> = {
+  confirmed: ["order-confirmed", "invoice-issued"],
+  completed: ["order-completed"],
+};
+
+/** The shared-state changes and the one module event the notifier hears; everything else sends nothing. */
+export function heardFact(event: BusEvent): { kind: NotificationKind; fact: string } | undefined {
+  if (event.type === invoiceIssued) return { kind: "confirmed", fact: "invoice-issued" };
+  if (event.type !== orderStateChanged) return undefined;
+  if (event.payload.to === "confirmed") return { kind: "confirmed", fact: "order-confirmed" };
+  if (event.payload.to === "completed") return { kind: "completed", fact: "order-completed" };
+  return undefined;
+}
+
+/**
+ * The notifier's listener. In the inbox transaction it only records what it
+ * heard in the order's notifications row (never sends: no SMTP inside a
+ * database transaction); once a row has every fact it needs it turns
+ * `pending`, and the sender takes it from there. Recording is idempotent on
+ * its own (a set of facts; a `sent` row stays sent), so a replayed event,
+ * even one the inbox does not know, sends nothing twice.
+ */
+export function notifierListener(options: { mailFrom: string; name?: string }): Listener {
+  return {
+    name: options.name ?? "notifier",
+    handles: (type) => type === orderStateChanged || type === invoiceIssued,
+    async handle(tx, event) {
+      const heard = heardFact(event);
+      if (!heard) return;
+      const [order] = await tx
+        .select({ contactEmail: salesOrders.contactEmail })
+        .from(salesOrders)
+        .where(eq(salesOrders.id, event.orderId));
+      if (!order) throw new Error(`order ${event.orderId} not found`);
+      const needed = factsNeeded[heard.kind];
+      const neededArray = sql.raw(`array[${needed.map((f) => `'${f}'`).join(", ")}]::text[]`);
+      // One statement, so two events of one order handled at once (two processes, or two deliveries
+      // side by side) meet on the row's lock: the second sees the first's fact.
+      const [row] = await tx
+        .insert(notifications)
+        .values({
+          orderId: event.orderId,
+          kind: heard.kind,
+          status: needed.every((f) => f === heard.fact) ? "pending" : "waiting",
+          heard: [heard.fact],
+          messageId: notificationMessageId(event.orderId, heard.kind, options.mailFrom),
+          recipient: order.contactEmail,
+        })
+        .onConflictDoUpdate({
+          target: [notifications.orderId, notifications.kind],
+          set: {
+            heard: sql`(select array_agg(distinct f order by f) from unnest(notifications.heard || excluded.heard) as f)`,
+            status: sql`case when notifications.status = 'waiting' and ${neededArray} <@ (notifications.heard || excluded.heard) then 'pending' else notifications.status end`,
+          },
+        })
+        .returning({ status: notifications.status });
+      if (row?.status === "pending") await tx.execute(sql`select pg_notify(${notifierChannel}, '')`);
+    },
+  };
+}
