@@ -1,16 +1,17 @@
 import { randomBytes } from "node:crypto";
-import { readConfig } from "./config.ts";
+import { type Config, readConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { startService } from "./server.ts";
 import { demoCallers, secretKey, signToken } from "./tokens.ts";
 
-const config = readConfig();
-const logger = createLogger(config.logLevel);
-
-if (config.production && !config.jwtSecret) {
-  logger.fatal("JWT_SECRET is required when NODE_ENV=production");
+let config: Config;
+try {
+  config = readConfig();
+} catch (error) {
+  process.stderr.write(`configuration: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 }
+const logger = createLogger(config.logLevel);
 const jwtSecret = secretKey(config.jwtSecret ?? randomBytes(32).toString("hex"));
 
 const service = await startService({ config, logger, jwtSecret }).catch((error: unknown) => {
@@ -18,9 +19,10 @@ const service = await startService({ config, logger, jwtSecret }).catch((error: 
   process.exit(1);
 });
 
-if (service.port !== undefined) {
+if (!service.gateway) logger.info(`probes and metrics on http://localhost:${service.port}/healthz`);
+else {
   logger.info(`GraphQL on http://localhost:${service.port}/graphql`);
-  if (!config.jwtSecret) {
+  if (!config.jwtSecret && !config.gateway.jwksUrl) {
     // With a random secret, nobody could call the API: print a ready token for each role.
     const lines = await Promise.all(
       demoCallers.map(

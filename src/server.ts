@@ -2,11 +2,13 @@
  * The composition root: reads the configuration and starts the roles this
  * process runs (all of them by default) over one database and one bus.
  */
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Config, coreRoles } from "./config.ts";
 import { type Database, openDatabase } from "./db/database.ts";
 import { createGateway } from "./gateway/http.ts";
 import { createMetrics } from "./gateway/metrics.ts";
+import { answerProbe } from "./gateway/probes.ts";
 import type { Logger } from "./log.ts";
 import { modules as defaultModules } from "./modules/index.ts";
 import { createNotifier } from "./modules/notifier/index.ts";
@@ -14,6 +16,7 @@ import type { Bus, Consumption } from "./relay/bus.ts";
 import { InProcessBus } from "./relay/in-process-bus.ts";
 import { JetStreamBus } from "./relay/jetstream-bus.ts";
 import { type Listener, type RetryPolicy, runListener } from "./relay/listener.ts";
+import { republishUnhandled } from "./relay/recover.ts";
 import { Relay } from "./relay/relay.ts";
 import { createVerifier } from "./schema/auth.ts";
 import { OrderFeed } from "./schema/order-feed.ts";
@@ -36,8 +39,10 @@ export interface ServiceOptions {
 export interface Service {
   database: Database;
   bus: Bus;
-  /** The gateway's port, when this process runs the gateway. */
+  /** The HTTP port: GraphQL and the probes with the gateway role, only the probes without it. */
   port: number | undefined;
+  /** Whether this process serves /graphql (the gateway role). */
+  gateway: boolean;
   stop(): Promise<void>;
 }
 
@@ -85,6 +90,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       })
     : undefined;
   if (notifier) listeners.push(notifier.listener);
+  if (bus.kind === "in-process") {
+    const marked = await republishUnhandled(database.db, listeners);
+    if (marked > 0)
+      logger.info({ events: marked }, "handing events not yet handled before the restart to the new bus");
+  }
   const consumptions: Consumption[] = [];
   for (const listener of listeners) consumptions.push(await runListener(listenerDeps, listener));
   stops.push(async () => {
@@ -136,6 +146,22 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       await gateway.close();
       await feed.stop();
     });
+  } else {
+    // A process without the gateway still answers the probes and serves its metrics.
+    const probes = createServer((req, res) => {
+      answerProbe(req, res, { database, bus, metrics }).then(
+        (answered) => {
+          if (!answered) res.writeHead(404).end();
+        },
+        () => res.writeHead(500).end(),
+      );
+    });
+    await new Promise<void>((resolve) => probes.listen(config.port, resolve));
+    port = (probes.address() as AddressInfo).port;
+    stops.unshift(async () => {
+      probes.closeAllConnections();
+      await new Promise<void>((resolve) => probes.close(() => resolve()));
+    });
   }
 
   let stopping: Promise<void> | undefined;
@@ -143,6 +169,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     database,
     bus,
     port,
+    gateway: has("gateway"),
     stop() {
       stopping ??= (async () => {
         for (const stop of stops) await stop();

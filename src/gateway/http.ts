@@ -12,6 +12,7 @@ import { useNoIntrospection } from "./introspection.ts";
 import { refuseLargeBody, useOperationLimits } from "./limits.ts";
 import type { Metrics } from "./metrics.ts";
 import type { GatewayOptions } from "./options.ts";
+import { answerProbe } from "./probes.ts";
 import { useRateLimit } from "./rate-limit.ts";
 import { useRefuseNulCharacters } from "./refuse-nul.ts";
 import { useSseEventIds } from "./sse-event-ids.ts";
@@ -69,18 +70,7 @@ export function createGateway(deps: GatewayDeps): { server: Server; close(): Pro
 
   const server = createServer(async (req, res) => {
     setSecurityHeaders(res);
-    if (req.url === "/healthz") return void res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
-    if (req.url === "/readyz") {
-      try {
-        await Promise.all([deps.database.ping(), bus.ping()]);
-        return void res.writeHead(200, { "content-type": "text/plain" }).end("ready\n");
-      } catch (error) {
-        return void res.writeHead(503, { "content-type": "text/plain" }).end(`not ready: ${String(error)}\n`);
-      }
-    }
-    if (req.url === "/metrics") {
-      return void res.writeHead(200, { "content-type": metrics.contentType }).end(await metrics.render());
-    }
+    if (await answerProbe(req, res, { database: deps.database, bus, metrics })) return;
     if (refuseLargeBody(req, res, options.maxBodyBytes)) return;
     return yoga(req, res, { clientKey: req.socket.remoteAddress });
   });
