@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
+import type { GraphQLError } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { GatewayOptions } from "./options.ts";
 
@@ -9,12 +10,19 @@ import type { GatewayOptions } from "./options.ts";
  * both run the same envelop parse and validate.
  */
 export function useOperationLimits(options: GatewayOptions): Plugin {
+  // A refusal is the client's request at fault: BAD_USER_INPUT, and 400 where the client asked for
+  // application/graphql-response+json (yoga keeps 200 for application/json, as the specification says).
+  const onReject = [
+    (_ctx: unknown, error: GraphQLError) => {
+      Object.assign(error.extensions, { code: "BAD_USER_INPUT", http: { spec: true, status: 400 } });
+    },
+  ];
   return EnvelopArmorPlugin({
-    maxDepth: { n: options.maxDepth, ignoreIntrospection: true },
-    maxAliases: { n: options.maxAliases },
-    maxTokens: { n: options.maxTokens },
-    costLimit: { maxCost: options.maxCost, ignoreIntrospection: true },
-    maxDirectives: { n: 20 },
+    maxDepth: { n: options.maxDepth, ignoreIntrospection: true, onReject },
+    maxAliases: { n: options.maxAliases, onReject },
+    maxTokens: { n: options.maxTokens, onReject },
+    costLimit: { maxCost: options.maxCost, ignoreIntrospection: true, onReject },
+    maxDirectives: { n: 20, onReject },
     blockFieldSuggestion: { enabled: !options.introspection },
   }) as Plugin;
 }

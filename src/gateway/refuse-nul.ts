@@ -25,10 +25,19 @@ export function useRefuseNulCharacters(): Plugin {
   };
 }
 
-function hasNul(value: unknown): boolean {
-  if (typeof value === "string") return value.includes("\u0000");
-  if (Array.isArray(value)) return value.some(hasNul);
-  if (value !== null && typeof value === "object") return Object.values(value).some(hasNul);
+/** Walks with a stack of its own: a variable nested ten thousand deep must not overflow the call stack. */
+function hasNul(root: unknown): boolean {
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (typeof value === "string") {
+      if (value.includes("\u0000")) return true;
+    } else if (Array.isArray(value)) {
+      for (const item of value) pending.push(item);
+    } else if (value !== null && typeof value === "object") {
+      for (const item of Object.values(value)) pending.push(item);
+    }
+  }
   return false;
 }
 

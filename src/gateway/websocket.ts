@@ -37,10 +37,11 @@ export function serveWebSocket(
         (args.rootValue as { subscribe: (a: unknown) => unknown }).subscribe(args) as never,
       onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;
+        if (authorization !== undefined && typeof authorization !== "string") return false;
         const auth =
           authorization === undefined
             ? ({ kind: "anonymous" } as const)
-            : await authenticate(typeof authorization === "string" ? authorization : "", verify);
+            : await authenticate(authorization, verify);
         // A token that is present but refused ends the connection (4403); no token may still read products.
         if (auth.kind === "invalid") return false;
         const key = auth.kind === "caller" ? auth.caller.id : `ip:${ctx.extra.request.socket.remoteAddress}`;

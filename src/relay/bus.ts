@@ -14,6 +14,17 @@ export interface BusEvent {
   /** ISO 8601. */
   occurredAt: string;
   payload: Record<string, unknown>;
+  /**
+   * Absent on the first publication; n when an admin has had the event
+   * published again for the n-th time (a dead-letter replay). Consumers that
+   * handled it find their inbox row; live feeds skip it.
+   */
+  replay?: number;
+}
+
+/** The bus's duplicate-detection key: the event id, plus the replay for a deliberate re-publication. */
+export function publicationId(event: BusEvent): string {
+  return event.replay ? `${event.id}:replay-${event.replay}` : event.id;
 }
 
 export interface Delivery {

@@ -1,4 +1,13 @@
-import type { Bus, BusEvent, ConsumerSpec, Consumption, Delivery, ReplaySpec, TailSpec } from "./bus.ts";
+import {
+  type Bus,
+  type BusEvent,
+  type ConsumerSpec,
+  type Consumption,
+  type Delivery,
+  publicationId,
+  type ReplaySpec,
+  type TailSpec,
+} from "./bus.ts";
 
 /**
  * The embedded default's bus: the same contract as JetStream inside one
@@ -18,10 +27,11 @@ export class InProcessBus implements Bus {
   async publish(events: BusEvent[]): Promise<number[]> {
     if (this.closed) throw new Error("bus is closed");
     const sequences = events.map((event) => {
-      const known = this.published.get(event.id);
+      const key = publicationId(event);
+      const known = this.published.get(key);
       if (known !== undefined) return known;
       this.stream.push(event);
-      this.published.set(event.id, this.stream.length);
+      this.published.set(key, this.stream.length);
       return this.stream.length;
     });
     for (const wake of this.wakers) wake();

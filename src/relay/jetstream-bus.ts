@@ -14,7 +14,16 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
-import type { Bus, BusEvent, ConsumerSpec, Consumption, Delivery, ReplaySpec, TailSpec } from "./bus.ts";
+import {
+  type Bus,
+  type BusEvent,
+  type ConsumerSpec,
+  type Consumption,
+  type Delivery,
+  publicationId,
+  type ReplaySpec,
+  type TailSpec,
+} from "./bus.ts";
 
 export interface BusLogger {
   info(obj: object, msg?: string): void;
@@ -78,7 +87,7 @@ export class JetStreamBus implements Bus {
     const subjects = events.map((event) => this.subject(event));
     // Every publish goes out before the first ack is awaited; the socket keeps them in order.
     const acks = events.map((event, i) =>
-      js.publish(subjects[i]!, JSON.stringify(event), { msgID: event.id }),
+      js.publish(subjects[i]!, JSON.stringify(event), { msgID: publicationId(event) }),
     );
     const results = await Promise.allSettled(acks);
     const failed = results.flatMap((r, i) => (r.status === "rejected" ? [{ i, reason: r.reason }] : []));

@@ -27,6 +27,7 @@ export function toBusEvent(row: OrderEventRow): BusEvent {
     orderId: row.orderId,
     occurredAt: row.occurredAt.toISOString(),
     payload: row.payload,
+    ...(row.replays > 0 ? { replay: row.replays } : {}),
   };
 }
 
@@ -104,8 +105,9 @@ export class Relay {
         events.map((e, i) => sql`(${e.id}::uuid, ${sequences[i]}::bigint)`),
         sql`, `,
       );
+      // A replayed event keeps its first position: resumable subscriptions count from there.
       await tx.execute(sql`
-        update order_events set published_at = now(), stream_seq = published.seq
+        update order_events set published_at = now(), stream_seq = coalesce(stream_seq, published.seq)
         from (values ${positions}) as published(id, seq)
         where order_events.id = published.id`);
       return events;

@@ -33,6 +33,8 @@ export const orderEvents = pgTable(
      * and the same order.
      */
     streamSeq: bigint("stream_seq", { mode: "number" }),
+    /** How many times an admin has had it published again (dead-letter replay). */
+    replays: integer("replays").notNull().default(0),
   },
   (t) => [
     index("order_events_order_seq").on(t.orderId, t.seq),

@@ -18,6 +18,13 @@ export function maskError(logger: Logger) {
     }
     if (error instanceof GraphQLError && !error.originalError) return error;
     if (original instanceof GraphQLError && original.extensions?.code) return original;
+    // graphql-js's own refusals (a variable of the wrong type) wrap a GraphQLError: the client's input, not our fault.
+    if (original instanceof GraphQLError) {
+      return new GraphQLError(original.message, {
+        ...(error instanceof GraphQLError ? { nodes: error.nodes, path: error.path } : {}),
+        extensions: { code: "BAD_USER_INPUT", http: { spec: true, status: 400 } },
+      });
+    }
     logger.error({ err: original instanceof Error ? original.stack : String(original) }, "unexpected error");
     return new GraphQLError(message, {
       ...(error instanceof GraphQLError ? { path: error.path } : {}),

@@ -7,6 +7,7 @@ import "./product.ts";
 import "./order.ts";
 import "./mutations.ts";
 import "./subscription.ts";
+import "./dead-letters.ts";
 
 let built: { modules: readonly ModuleDefinition[]; schema: GraphQLSchema } | undefined;
 

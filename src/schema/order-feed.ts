@@ -57,6 +57,8 @@ export class OrderFeed {
     this.tail = await this.bus.tail(
       { types: [orderStateChanged], afterSequence: this.position },
       (delivery) => {
+        // A dead-letter replay publishes a change again: subscribers had it the first time.
+        if (delivery.event.replay) return;
         const change = toStateChange(delivery);
         this.position = change.sequence;
         for (const deliver of this.subscribers) deliver(change);
@@ -89,6 +91,7 @@ export class OrderFeed {
           untilSequence: seam,
         });
         for await (const delivery of history) {
+          if (delivery.event.replay) continue;
           const change = toStateChange(delivery);
           if (accept(change)) yield change;
         }

@@ -14,6 +14,8 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
  * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
  */
 type Documents = {
+    "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n": typeof types.DeadLettersDocument,
+    "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n": typeof types.ReplayDeadLetterDocument,
     "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n": typeof types.PlaceOrderDocument,
     "\n  mutation ConfirmPayment($input: ConfirmPaymentInput!) {\n    confirmPayment(input: $input) { eventId order { id status } }\n  }\n": typeof types.ConfirmPaymentDocument,
     "\n  mutation CancelOrder($input: CancelOrderInput!) {\n    cancelOrder(input: $input) { eventId order { id status cancellationReason } }\n  }\n": typeof types.CancelOrderDocument,
@@ -28,6 +30,8 @@ type Documents = {
     "\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      completion { waitingFor complete }\n      nextStatuses\n      events { type }\n    }\n  }\n": typeof types.OrderSagaDocument,
 };
 const documents: Documents = {
+    "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n": types.DeadLettersDocument,
+    "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n": types.ReplayDeadLetterDocument,
     "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n": types.PlaceOrderDocument,
     "\n  mutation ConfirmPayment($input: ConfirmPaymentInput!) {\n    confirmPayment(input: $input) { eventId order { id status } }\n  }\n": types.ConfirmPaymentDocument,
     "\n  mutation CancelOrder($input: CancelOrderInput!) {\n    cancelOrder(input: $input) { eventId order { id status cancellationReason } }\n  }\n": types.CancelOrderDocument,
@@ -56,6 +60,14 @@ const documents: Documents = {
  */
 export function graphql(source: string): unknown;
 
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n"): (typeof documents)["\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n"): (typeof documents)["\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

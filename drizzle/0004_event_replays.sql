@@ -1,0 +1,1 @@
+ALTER TABLE "order_events" ADD COLUMN "replays" integer DEFAULT 0 NOT NULL;
