@@ -19,7 +19,8 @@ const config: CodegenConfig = {
     "test/generated/": {
       preset: "client",
       config: { enumsAsTypes: true, useTypeImports: true, scalars: { DateTime: "string", ID: "string" } },
-      presetConfig: { fragmentMasking: false },
+      // persisted-documents.json (hash → document) is what TRUSTED_DOCUMENTS takes: first-party apps send hashes only.
+      presetConfig: { fragmentMasking: false, persistedDocuments: { hashAlgorithm: "sha256" } },
     },
   },
 };

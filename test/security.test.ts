@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -164,6 +163,19 @@ describe("the gateway's protections", () => {
     });
   });
 
+  it("answers FORBIDDEN over WebSocket as over HTTP: a role or scope the operation does not allow", async () => {
+    const partner = await socket(url, await tokens.logistics());
+    const place = partner.subscribe(
+      'mutation { placeOrder(input: { lines: [{ sku: "EBOOK-1", quantity: 1 }], contactEmail: "a@b.co", idempotencyKey: "ws-forbidden" }) { eventId } }',
+    );
+    expect(codeOf((await partner.answer(place)).payload)).toBe("FORBIDDEN");
+    const pay = partner.subscribe(
+      'mutation { confirmPayment(input: { orderId: "00000000-0000-0000-0000-000000000000", paymentReference: "p", amount: 1, currency: "EUR" }) { eventId } }',
+    );
+    expect(codeOf((await partner.answer(pay)).payload)).toBe("FORBIDDEN");
+    partner.close();
+  });
+
   it("answers RATE_LIMITED past the caller's rate, on HTTP and WebSocket", async () => {
     const limited = await start({ RATE_LIMIT_PER_MINUTE: "5" });
     const token = await tokens.customer();
@@ -261,10 +273,12 @@ describe("the gateway's protections", () => {
   });
 
   it("runs only trusted documents when configured, on HTTP and WebSocket", async () => {
-    const document = "{ products { sku } }";
-    const hash = createHash("sha256").update(document).digest("hex");
-    const file = join(mkdtempSync(join(tmpdir(), "trusted-")), "persisted-documents.json");
-    writeFileSync(file, JSON.stringify({ [hash]: document }));
+    // The file `npm run codegen` writes for the documents of this repository's clients (here, the tests).
+    const file = join(import.meta.dirname, "generated", "persisted-documents.json");
+    const store = JSON.parse(readFileSync(file, "utf8")) as Record<string, string>;
+    const [key, document] = Object.entries(store).find(([, text]) => text.startsWith("query Products"))!;
+    const hash = key.replace(/^sha256:/, "");
+    expect(createHash("sha256").update(document).digest("hex")).toBe(hash);
     const trusted = await start({ TRUSTED_DOCUMENTS: file });
     const byHash = { extensions: { persistedQuery: { version: 1, sha256Hash: hash } } };
     expect((await post(trusted, byHash)).body.data).toMatchObject({ products: expect.any(Array) });

@@ -17,6 +17,8 @@ export interface TrustedDocuments {
 
 export function loadTrustedDocuments(path: string): TrustedDocuments {
   const store = JSON.parse(readFileSync(path, "utf8")) as Record<string, string>;
+  // Code Generator writes keys as "sha256:<hex>"; clients send either that or the bare hex.
+  const find = (key: string): string | undefined => store[key] ?? store[`sha256:${key}`];
   const hashOf = (extensions: Record<string, unknown> | undefined | null): string | undefined => {
     const persisted = extensions?.persistedQuery as { sha256Hash?: unknown } | undefined;
     return typeof persisted?.sha256Hash === "string" ? persisted.sha256Hash : undefined;
@@ -24,14 +26,14 @@ export function loadTrustedDocuments(path: string): TrustedDocuments {
   return {
     lookup: (extensions) => {
       const hash = hashOf(extensions);
-      return hash === undefined ? undefined : store[hash];
+      return hash === undefined ? undefined : find(hash);
     },
     refusal: () =>
       new GraphQLError("only trusted documents run here: send extensions.persistedQuery.sha256Hash", {
         extensions: { code: "PERSISTED_QUERY_ONLY" },
       }),
     plugin: usePersistedOperations({
-      getPersistedOperation: (key) => store[key] ?? null,
+      getPersistedOperation: (key) => find(key) ?? null,
       allowArbitraryOperations: false,
     }) as Plugin,
   };
