@@ -291,6 +291,25 @@ describe("the gateway's protections", () => {
     ws.close();
   });
 
+  it("refuses, with CSRF prevention on (the production default), a request no preflight guarded", async () => {
+    const guarded = await start({ CSRF_PREVENTION: "true" });
+    const get = (headers: Record<string, string>) =>
+      fetch(`${guarded}?query=${encodeURIComponent("{ products { sku } }")}`, { headers });
+    // A cross-site link or form cannot add a header: refused.
+    expect((await get({})).status).toBe(403);
+    const form = await fetch(guarded, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "query=%7B__typename%7D",
+    });
+    expect(form.status).toBe(403);
+    // A client that can set headers (which a browser preflights) goes through.
+    expect((await get({ "x-graphql-csrf": "1" })).status).toBe(200);
+    expect((await get({ authorization: `Bearer ${await tokens.customer()}` })).status).toBe(200);
+    expect((await post(guarded, { query: "{ products { sku } }" })).status).toBe(200);
+    expect(readConfig({ NODE_ENV: "production", JWT_SECRET: "s" }).gateway.csrfPrevention).toBe(true);
+  });
+
   it("sends security headers and no stack in any error", async () => {
     const answer = await post(url, { query: "{ products { nope } }" });
     expect(answer.headers.get("x-content-type-options")).toBe("nosniff");

@@ -1,4 +1,5 @@
 import { createServer, type Server } from "node:http";
+import { useCSRFPrevention } from "@graphql-yoga/plugin-csrf-prevention";
 import { createYoga } from "graphql-yoga";
 import type { Database } from "../db/database.ts";
 import type { Logger } from "../log.ts";
@@ -43,6 +44,9 @@ export function createGateway(deps: GatewayDeps): { server: Server; close(): Pro
     plugins: [
       ...(trusted ? [trusted.plugin] : []),
       ...(options.introspection ? [] : [useNoIntrospection()]),
+      ...(options.csrfPrevention
+        ? [useCSRFPrevention({ requestHeaders: ["authorization", "x-graphql-csrf"] })]
+        : []),
       useOperationLimits(options),
       useRateLimit(options.rateLimitPerMinute),
       useRefuseNulCharacters(),

@@ -21,6 +21,12 @@ export interface GatewayOptions {
   maxConnectionsPerCaller: number;
   /** INTROSPECTION: "true"/"false". Default: on, except when NODE_ENV=production. */
   introspection: boolean;
+  /**
+   * CSRF_PREVENTION: "true"/"false". Default: on when NODE_ENV=production. A request a browser sends
+   * without a preflight (a GET, a form post) must carry Authorization or X-GraphQL-CSRF, which no
+   * cross-site form or link can add.
+   */
+  csrfPrevention: boolean;
   /** CORS_ORIGINS: comma list of allowed origins, or "*". Default "*" (bearer tokens, no cookies). */
   corsOrigins: string[] | "*";
   /** TRUSTED_DOCUMENTS: a persisted-documents JSON (hash → document); when set, only those run. Default unset. */
@@ -55,6 +61,7 @@ export function readGatewayOptions(env: Env): GatewayOptions {
     maxSubscriptionsPerCaller: count(env, "MAX_SUBSCRIPTIONS_PER_CALLER", 20),
     maxConnectionsPerCaller: count(env, "MAX_CONNECTIONS_PER_CALLER", 10),
     introspection: env.INTROSPECTION ? env.INTROSPECTION === "true" : !production,
+    csrfPrevention: env.CSRF_PREVENTION ? env.CSRF_PREVENTION === "true" : production,
     corsOrigins:
       origins === "*"
         ? "*"
