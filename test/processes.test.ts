@@ -40,7 +40,8 @@ class RoleProcess {
         );
         return match?.[1];
       },
-      { what: "the process to start" },
+      // Seven TypeScript processes starting at once on two cores, beside other test files: give them time.
+      { what: "the process to start", timeoutMs: 60_000 },
     );
   }
 }
@@ -69,7 +70,7 @@ describe("each role in its own process", () => {
     }
     await Promise.all(processes.map((p) => p.url()));
     saga = sagaClient(url);
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     for (const p of processes) if (p.child.exitCode === null) p.child.kill("SIGKILL");
