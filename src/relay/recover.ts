@@ -27,7 +27,8 @@ export async function republishUnhandled(db: Db, listeners: readonly Listener[])
       .where(and(eq(deadLetters.consumer, listener.name), eq(deadLetters.eventId, orderEvents.id)));
     const rows = await db
       .update(orderEvents)
-      .set({ publishedAt: null })
+      // Marked as a replay: live subscribers may have seen these changes before the restart.
+      .set({ publishedAt: null, replays: sql`${orderEvents.replays} + 1` })
       .where(
         and(
           isNotNull(orderEvents.publishedAt),
