@@ -13,7 +13,7 @@ import type { Listener, RetryPolicy } from "../../src/relay/listener.ts";
 import type { Caller } from "../../src/schema/auth.ts";
 import { type Service, startService } from "../../src/server.ts";
 import type { ModuleDefinition } from "../../src/statemachine/module.ts";
-import { demoCallers, secretKey, signToken } from "../../src/tokens.ts";
+import { secretKey, signToken } from "../../src/tokens.ts";
 
 export const testSecret = secretKey("test-secret-not-for-production");
 
@@ -75,7 +75,6 @@ export const tokens = {
   travelium: () => tokenFor({ role: "partner", id: "travel", scopes: ["travelium"] }),
   admin: () => tokenFor({ role: "admin", id: "admin" }),
 };
-void demoCallers;
 
 export interface GraphQLResponse<T> {
   data?: T | null;
