@@ -123,6 +123,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   if (has("gateway")) {
     const feed = new OrderFeed(bus, logger, { perCaller: config.gateway.maxSubscriptionsPerCaller });
     await feed.start();
+    metrics.countLiveSubscriptions(() => feed.subscriberCount);
     const gateway = createGateway({
       database,
       bus,

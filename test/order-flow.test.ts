@@ -5,6 +5,7 @@ import { ConfirmPayment, OrderById, OrderStateChanged, PlaceOrder } from "./supp
 import {
   deleteStream,
   gqlData,
+  liveSubscriptions,
   startTestService,
   type TestService,
   tokens,
@@ -84,9 +85,7 @@ describe("a digital order", () => {
         },
       );
     });
-    // The subscription is live once the server has acknowledged it; give it a moment to register.
-    await eventually(async () => (await fetch(url.replace("/graphql", "/metrics"))).ok);
-    await new Promise((r) => setTimeout(r, 200));
+    await liveSubscriptions(url);
 
     const confirmed = await gqlData(
       url,

@@ -7,7 +7,13 @@ import { query } from "../src/db/database.ts";
 import { createTestDatabase, testPrefix } from "./support/database.ts";
 import { OrderStateChanged } from "./support/operations.ts";
 import { sagaClient } from "./support/saga.ts";
-import { deleteStream, startTestService, type TestService, tokens } from "./support/service.ts";
+import {
+  deleteStream,
+  liveSubscriptions,
+  startTestService,
+  type TestService,
+  tokens,
+} from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
 
 interface Change {
@@ -101,8 +107,7 @@ describe("resumable subscriptions", () => {
     const customer = await tokens.customer();
     const first = await saga.place(["EBOOK-1"]);
     const before = subscriber(url, customer, { after: undefined });
-    await eventually(async () => (await fetch(url.replace("/graphql", "/metrics"))).ok);
-    await new Promise((r) => setTimeout(r, 200));
+    await liveSubscriptions(url);
 
     const orders = [first];
     const work = (async () => {

@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** What operators graph: outbox throughput, listener outcomes, order latency. */
 export function createMetrics() {
@@ -21,8 +21,21 @@ export function createMetrics() {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
+  let liveSubscriptions = () => 0;
+  new Gauge({
+    name: "orders_live_subscriptions",
+    help: "orderStateChanged subscriptions this gateway is serving (WebSocket and SSE)",
+    registers: [registry],
+    collect() {
+      this.set(liveSubscriptions());
+    },
+  });
   return {
     contentType: registry.contentType,
+    /** Where the gauge above reads its value; the gateway's feed knows it. */
+    countLiveSubscriptions(count: () => number) {
+      liveSubscriptions = count;
+    },
     render: () => registry.metrics(),
     published,
     handled,

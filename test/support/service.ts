@@ -133,3 +133,16 @@ export async function deleteStream(prefix: string): Promise<void> {
     await nc.close();
   }
 }
+
+/** Waits until the gateway serves at least `n` live subscriptions: a subscribe has no acknowledgement of its own. */
+export async function liveSubscriptions(url: string, n = 1): Promise<void> {
+  const { eventually } = await import("./wait.ts");
+  await eventually(
+    async () => {
+      const text = await (await fetch(url.replace(/\/graphql$/, "/metrics"))).text();
+      const match = /^orders_live_subscriptions (\d+)/m.exec(text);
+      return match !== null && Number(match[1]) >= n;
+    },
+    { what: `${n} live subscription(s)` },
+  );
+}
