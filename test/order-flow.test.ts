@@ -11,7 +11,6 @@ import {
   tokens,
   wsClient,
 } from "./support/service.ts";
-import { eventually } from "./support/wait.ts";
 
 /** The walking skeleton: a digital order from placement to COMPLETED through PostgreSQL, the outbox and JetStream. */
 describe("a digital order", () => {
