@@ -173,6 +173,11 @@ describe("the saga", () => {
     });
     expect(vetoed.cancellationReason).toMatch(/travelium/);
     expect(vetoed.events.filter((e) => e.type === "OrderCancelled")).toHaveLength(1);
+    // The customer cancelling it afterwards gets it unchanged, with the veto's change as eventId.
+    const again = await saga.cancel(order.id);
+    expect(again.cancelOrder.order.status).toBe("CANCELLED");
+    expect(again.cancelOrder.eventId).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await saga.read(order.id)).events.filter((e) => e.type === "OrderCancelled")).toHaveLength(1);
   });
 
   it("refuses a report for a module the order does not involve, or before the order is confirmed", async () => {

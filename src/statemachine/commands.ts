@@ -19,7 +19,7 @@ import {
 } from "./decide.ts";
 import type { ModuleDefinition } from "./module.ts";
 import { type OrderRow, orderLines, partnerReports, salesOrders } from "./tables.ts";
-import { lockOrder, orderStateChanged, transitionOrder } from "./transition.ts";
+import { cancelTransition, lockOrder, orderStateChanged, transitionOrder } from "./transition.ts";
 
 export interface CommandResult {
   order: OrderRow;
@@ -171,16 +171,10 @@ export async function cancelOrder(
     const order = await lockOrder(tx, orderId);
     if (!order || !canSee(order)) return refuse("NOT_FOUND", "no such order");
     if (decideCancel(order, reason) === "unchanged") return { order, eventId: order.cancelledEventId! };
-    const cancelledEventId = randomUUID();
-    const moved = await transitionOrder(tx, order, "cancelled", {
-      eventId: cancelledEventId,
-      reason,
-      set: { cancellationReason: reason, cancelledEventId },
-      events: [{ type: "OrderCancelled", orderId, payload: { reason, from: order.status } }],
-    });
+    const moved = await cancelTransition(tx, order, reason);
     if (!moved)
       return refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be cancelled`);
-    return { order: moved.order, eventId: cancelledEventId };
+    return { order: moved.order, eventId: moved.stateChanged.id };
   });
 }
 

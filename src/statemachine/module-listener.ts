@@ -3,7 +3,7 @@ import type { Listener } from "../relay/listener.ts";
 import type { ModuleDefinition } from "./module.ts";
 import { addNote, readModuleRow } from "./module-rows.ts";
 
-export const orderCancelled = "OrderCancelled";
+import { orderCancelled } from "./transition.ts";
 
 /** A module's listener: its handlers by event type, and its rollback on OrderCancelled. */
 export function moduleListener<S extends string>(module: ModuleDefinition<S>): Listener {

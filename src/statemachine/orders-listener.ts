@@ -1,10 +1,9 @@
 import type { Listener } from "../relay/listener.ts";
 import { decideProgress } from "./decide.ts";
 import type { ModuleDefinition } from "./module.ts";
-import { orderCancelled } from "./module-listener.ts";
 import { moduleEventType, readModuleRow } from "./module-rows.ts";
 import { canMove } from "./states.ts";
-import { lockOrder, transitionOrder } from "./transition.ts";
+import { cancelTransition, lockOrder, transitionOrder } from "./transition.ts";
 
 /**
  * The `orders` role: the shared state machine's own listener. It hears every
@@ -23,17 +22,8 @@ export function ordersListener(modules: readonly ModuleDefinition[]): Listener {
       const source = modules.find((m) => m.name === event.payload.module);
       const state = String(event.payload.state);
       if (source?.vetoes?.includes(state) && canMove(order.status, "cancelled")) {
-        const reason = `${source.name} vetoed the order (${state})`;
-        await transitionOrder(tx, order, "cancelled", {
-          reason,
-          set: { cancellationReason: reason },
-          events: [
-            {
-              type: orderCancelled,
-              orderId: order.id,
-              payload: { reason, from: order.status, veto: source.name },
-            },
-          ],
+        await cancelTransition(tx, order, `${source.name} vetoed the order (${state})`, {
+          veto: source.name,
         });
         return;
       }

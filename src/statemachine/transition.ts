@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { and, eq, inArray } from "drizzle-orm";
 import type { Tx } from "../db/database.ts";
 import { type EnqueuedEvent, enqueue, type NewEvent } from "../relay/outbox.ts";
@@ -5,6 +6,8 @@ import { type OrderStatus, statusesBefore } from "./states.ts";
 import { type OrderRow, salesOrders } from "./tables.ts";
 
 export const orderStateChanged = "OrderStateChanged";
+/** Every module rolls back its part on it. */
+export const orderCancelled = "OrderCancelled";
 
 /**
  * Moves the shared order to `to` with a guarded UPDATE (only from a state the
@@ -52,6 +55,29 @@ export async function transitionOrder(
     ...(options.events ?? []),
   ]);
   return { order: moved, stateChanged: stateChanged! };
+}
+
+/**
+ * Cancels the order (a cancel or a module's veto): the shared state, the
+ * reason, the OrderStateChanged whose id a repeated cancel answers with, and
+ * the OrderCancelled every module rolls back on. Undefined when the order is
+ * past cancelling.
+ */
+export async function cancelTransition(
+  tx: Tx,
+  order: Pick<OrderRow, "id" | "status" | "customerId">,
+  reason: string,
+  cancelledBy: Record<string, unknown> = {},
+): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent } | undefined> {
+  const cancelledEventId = randomUUID();
+  return transitionOrder(tx, order, "cancelled", {
+    eventId: cancelledEventId,
+    reason,
+    set: { cancellationReason: reason, cancelledEventId },
+    events: [
+      { type: orderCancelled, orderId: order.id, payload: { reason, from: order.status, ...cancelledBy } },
+    ],
+  });
 }
 
 export async function lockOrder(tx: Tx, orderId: string): Promise<OrderRow | undefined> {
