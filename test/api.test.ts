@@ -2,10 +2,9 @@ import { randomUUID } from "node:crypto";
 import { and, count, eq, sql } from "drizzle-orm";
 import { print } from "graphql";
 import { decodeJwt, SignJWT } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { orderEvents } from "../src/relay/tables.ts";
 import { salesOrders } from "../src/statemachine/tables.ts";
-import { createTestDatabase, testPrefix } from "./support/database.ts";
 import {
   CancelOrder,
   ConfirmPayment,
@@ -17,15 +16,14 @@ import {
   UpsertProduct,
 } from "./support/operations.ts";
 import {
-  deleteStream,
   errorCode,
   type GraphQLResponse,
   gql,
   gqlData,
-  startTestService,
   type TestService,
   tokenFor,
   tokens,
+  useTestService,
 } from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
 
@@ -38,21 +36,12 @@ type Line = { sku: string; quantity: number };
  * order has module work still running in the background.
  */
 describe("the public contract over HTTP", () => {
-  const prefix = testPrefix();
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  const service = useTestService();
   let app: TestService;
   let url: string;
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await startTestService({ databaseUrl: db.url, natsPrefix: prefix });
-    url = app.url!;
-  });
-
-  afterAll(async () => {
-    await app?.stop();
-    await deleteStream(prefix);
-    await db?.drop();
+  beforeAll(() => {
+    ({ app, url } = service);
   });
 
   const place = async (

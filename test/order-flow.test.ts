@@ -1,34 +1,15 @@
 import { print } from "graphql";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, testPrefix } from "./support/database.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ConfirmPayment, OrderById, OrderStateChanged, PlaceOrder } from "./support/operations.ts";
-import {
-  deleteStream,
-  gqlData,
-  liveSubscriptions,
-  startTestService,
-  type TestService,
-  tokens,
-  wsClient,
-} from "./support/service.ts";
+import { gqlData, liveSubscriptions, tokens, useTestService, wsClient } from "./support/service.ts";
 
 /** The walking skeleton: a digital order from placement to COMPLETED through PostgreSQL, the outbox and JetStream. */
 describe("a digital order", () => {
-  const prefix = testPrefix();
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
-  let app: TestService;
+  const service = useTestService();
   let url: string;
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await startTestService({ databaseUrl: db.url, natsPrefix: prefix });
-    url = app.url!;
-  });
-
-  afterAll(async () => {
-    await app?.stop();
-    await deleteStream(prefix);
-    await db?.drop();
+  beforeAll(() => {
+    url = service.url;
   });
 
   it("goes PENDING → CONFIRMED → FULFILLING → COMPLETED, and a graphql-ws subscriber sees each change once, in order", async () => {

@@ -1,19 +1,12 @@
 import { sql } from "drizzle-orm";
 import { print } from "graphql";
 import { createClient } from "graphql-ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { query } from "../src/db/database.ts";
-import { createTestDatabase, testPrefix } from "./support/database.ts";
 import { OrderStateChanged } from "./support/operations.ts";
 import { sagaClient } from "./support/saga.ts";
-import {
-  deleteStream,
-  liveSubscriptions,
-  startTestService,
-  type TestService,
-  tokens,
-} from "./support/service.ts";
+import { liveSubscriptions, type TestService, tokens, useTestService } from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
 
 interface Change {
@@ -84,23 +77,14 @@ function expectFullLifecycles(changes: Change[], orderIds: string[]) {
 }
 
 describe("resumable subscriptions", () => {
-  const prefix = testPrefix();
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  const service = useTestService();
   let app: TestService;
   let url: string;
   let saga: ReturnType<typeof sagaClient>;
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await startTestService({ databaseUrl: db.url, natsPrefix: prefix });
-    url = app.url!;
+  beforeAll(() => {
+    ({ app, url } = service);
     saga = sagaClient(url);
-  });
-
-  afterAll(async () => {
-    await app?.stop();
-    await deleteStream(prefix);
-    await db?.drop();
   });
 
   it("misses nothing and repeats nothing when the socket is cut while 20 orders progress", async () => {

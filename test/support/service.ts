@@ -6,6 +6,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { print } from "graphql";
 import { type Client, createClient } from "graphql-ws";
+import { afterAll, beforeAll } from "vitest";
 import WebSocket from "ws";
 import { readConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
@@ -14,6 +15,7 @@ import type { Caller } from "../../src/schema/auth.ts";
 import { type Service, startService } from "../../src/server.ts";
 import type { ModuleDefinition } from "../../src/statemachine/module.ts";
 import { secretKey, signToken } from "../../src/tokens.ts";
+import { createTestDatabase, testPrefix } from "./database.ts";
 
 export const testSecret = secretKey("test-secret-not-for-production");
 
@@ -145,4 +147,33 @@ export async function liveSubscriptions(url: string, n = 1): Promise<void> {
     },
     { what: `${n} live subscription(s)` },
   );
+}
+
+/**
+ * One test file's service: a fresh database and NATS prefix, the service
+ * started before the file's tests and stopped, with its stream and database
+ * removed, after them. Call at the top of a describe block; the handlers it
+ * gets run after this one's beforeAll.
+ */
+export function useTestService(options: Omit<TestServiceOptions, "databaseUrl" | "natsPrefix"> = {}) {
+  const prefix = testPrefix();
+  let db: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
+  let app: TestService | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    app = await startTestService({ ...options, databaseUrl: db.url, natsPrefix: prefix });
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await deleteStream(prefix);
+    await db?.drop();
+  });
+  return {
+    get app(): TestService {
+      return app!;
+    },
+    get url(): string {
+      return app!.url!;
+    },
+  };
 }
