@@ -123,11 +123,6 @@ export function decideCancel(order: Pick<OrderState, "status">, reason: string):
   return "cancel";
 }
 
-export interface ModuleProgress {
-  module: string;
-  state: string | undefined;
-}
-
 /**
  * The completion aggregate: the shared-state moves the modules' rows call
  * for, in order. A required module with no row yet blocks completion.
