@@ -22,7 +22,6 @@ export const transitions = [
   { from: "fulfilling", to: "cancelled", cause: "cancel or a module's veto" },
 ] as const satisfies readonly Transition[];
 
-
 export function nextStatuses(from: OrderStatus): OrderStatus[] {
   return transitions.filter((t) => t.from === from).map((t) => t.to);
 }
