@@ -306,6 +306,14 @@ export function parkedEvents(db: Db, limit: number) {
     .limit(limit);
 }
 
+export async function countParked(db: Db): Promise<number> {
+  const [row] = await query<{ n: number }>(
+    db,
+    sql`select count(*)::int as n from order_events where parked_at is not null and published_at is null`,
+  );
+  return row?.n ?? 0;
+}
+
 /** Unparks events so the relay tries them again; answers the rows it unparked. */
 export async function unpark(db: Db, ids: string[]): Promise<OrderEventRow[]> {
   if (ids.length === 0) return [];
