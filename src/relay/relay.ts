@@ -14,8 +14,6 @@ export interface RelayOptions {
   /** The bus's duplicate window (NATS_DUPLICATE_WINDOW_MS). Default 120000 ms. */
   duplicateWindowMs?: number;
   onPublished?: (events: BusEvent[]) => void;
-  /** Test only: runs between publishing a batch and marking it, to stage a stall there. */
-  beforeMarking?: () => Promise<void>;
 }
 
 /**
@@ -139,7 +137,6 @@ export class Relay {
       const pending = rows.filter((row) => !settled.has(row));
       const outcome = await this.publishInOrder(pending);
       for (const { row, sequence } of outcome.published) this.remember(row, sequence);
-      await this.options.beforeMarking?.();
       const done = [...[...settled].map(([row, sequence]) => ({ row, sequence })), ...outcome.published];
       await mark(tx, done);
       for (const { row, error } of outcome.parked) {
