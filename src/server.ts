@@ -57,7 +57,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const has = (role: string) => config.roles === "all" || config.roles.has(role);
   const metrics = createMetrics();
 
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, logger });
   const bus: Bus = config.natsUrl
     ? new JetStreamBus({
         url: config.natsUrl,
