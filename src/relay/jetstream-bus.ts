@@ -47,6 +47,8 @@ const quiet: BusLogger = { info() {}, warn() {}, error() {} };
 /** Server code for "stream name already in use with a different configuration". */
 const streamNameInUse = 10058;
 const pingTimeoutMs = 2_000;
+/** Orders whose subjects lookup() walks at once. */
+const lookupConcurrency = 16;
 const restartDelayMs = 1_000;
 /** Under ack_wait (30s), so a long handler does not get its message redelivered elsewhere. */
 const workingEveryMs = 10_000;
@@ -103,19 +105,23 @@ export class JetStreamBus implements Bus {
     const { jsm } = this.client();
     const wanted = new Set(events.map(publicationId));
     const found = new Map<string, number>();
-    // One walk per order through its subjects: an order has tens of events, and this runs only for
-    // events old enough to have left the duplicate window, which is rare.
-    for (const orderId of new Set(events.map((e) => e.orderId))) {
+    // One walk per order through its subjects, a few orders at a time: an order has tens of events,
+    // and this runs only for events old enough to have left the duplicate window, which is rare.
+    const walk = async (orderId: string) => {
       const subject = `${this.prefix}.events.*.${orderId}`;
       for (let seq = 1; ; ) {
         // The server (2.9+) answers next_by_subj on this API too; the client's types only allow it on direct gets.
         const next = { seq, next_by_subj: subject } as unknown as MsgRequest;
         const msg = await jsm.streams.getMessage(this.stream, next);
-        if (!msg) break;
+        if (!msg) return;
         const id = msg.header.get("Nats-Msg-Id");
         if (wanted.has(id) && !found.has(id)) found.set(id, msg.seq);
         seq = msg.seq + 1;
       }
+    };
+    const orders = [...new Set(events.map((e) => e.orderId))];
+    for (let i = 0; i < orders.length; i += lookupConcurrency) {
+      await Promise.all(orders.slice(i, i + lookupConcurrency).map(walk));
     }
     return found;
   }

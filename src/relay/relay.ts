@@ -210,7 +210,10 @@ export class Relay {
       const found = await this.bus.lookup(unsure.map(toBusEvent));
       for (const row of unsure) {
         const sequence = found.get(publicationId(toBusEvent(row)));
-        if (sequence !== undefined) settled.set(row, sequence);
+        if (sequence === undefined) continue;
+        settled.set(row, sequence);
+        // Should this transaction not commit, the next claim need not walk the stream again.
+        this.remember(row, sequence);
       }
       if (found.size > 0)
         this.logger.warn(
