@@ -31,11 +31,15 @@ describe("the relay's LISTEN across a PostgreSQL restart", { timeout: 120_000 },
   }, 60_000);
 
   afterAll(async () => {
-    await relay?.stop();
-    await bus?.close();
-    await database?.close();
-    await deleteStream(prefix);
-    await postgres?.stop();
+    try {
+      await relay?.stop();
+      await bus?.close();
+      await database?.close();
+      await deleteStream(prefix);
+    } finally {
+      // Whatever failed above, the private cluster goes.
+      await postgres?.stop();
+    }
   });
 
   /** Commit to publication of one outbox row, in ms: a NOTIFY wakes the relay at once, the poll within 1 s. */
