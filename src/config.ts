@@ -13,6 +13,8 @@ export interface Config {
   /** Unset: the in-process bus (valid only when one process runs every role). */
   natsUrl: string | undefined;
   natsPrefix: string;
+  /** How long JetStream drops a repeated publish of one event id. */
+  natsDuplicateWindowMs: number;
   /** Unset: a random secret for this run. */
   jwtSecret: string | undefined;
   smtpUrl: string | undefined;
@@ -54,12 +56,18 @@ export function readConfig(env: Env = process.env): Config {
   const notifierRetryMs = Number(env.NOTIFIER_RETRY_MS ?? 1000);
   if (!Number.isInteger(notifierRetryMs) || notifierRetryMs < 1)
     throw new Error(`NOTIFIER_RETRY_MS: "${env.NOTIFIER_RETRY_MS}" is not a positive number of milliseconds`);
+  const natsDuplicateWindowMs = Number(env.NATS_DUPLICATE_WINDOW_MS ?? 120_000);
+  if (!Number.isInteger(natsDuplicateWindowMs) || natsDuplicateWindowMs < 100)
+    throw new Error(
+      `NATS_DUPLICATE_WINDOW_MS: "${env.NATS_DUPLICATE_WINDOW_MS}" is not a number of milliseconds (100 or more)`,
+    );
   return {
     port,
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.DATA_DIR ?? ".data",
     natsUrl: env.NATS_URL || undefined,
     natsPrefix,
+    natsDuplicateWindowMs,
     jwtSecret: env.JWT_SECRET || undefined,
     smtpUrl: env.SMTP_URL || undefined,
     mailFrom: env.MAIL_FROM ?? "orders@localhost",

@@ -17,7 +17,7 @@ import { InProcessBus } from "./relay/in-process-bus.ts";
 import { JetStreamBus } from "./relay/jetstream-bus.ts";
 import { type Listener, type RetryPolicy, runListener } from "./relay/listener.ts";
 import { republishUnhandled } from "./relay/recover.ts";
-import { Relay } from "./relay/relay.ts";
+import { countParked, Relay } from "./relay/relay.ts";
 import { createVerifier } from "./schema/auth.ts";
 import { OrderFeed } from "./schema/order-feed.ts";
 import type { ModuleDefinition } from "./statemachine/module.ts";
@@ -57,9 +57,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const has = (role: string) => config.roles === "all" || config.roles.has(role);
   const metrics = createMetrics();
 
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, logger });
   const bus: Bus = config.natsUrl
-    ? new JetStreamBus({ url: config.natsUrl, prefix: config.natsPrefix, logger })
+    ? new JetStreamBus({
+        url: config.natsUrl,
+        prefix: config.natsPrefix,
+        duplicateWindowMs: config.natsDuplicateWindowMs,
+        logger,
+      })
     : new InProcessBus();
   await bus.start();
   logger.info(
@@ -107,7 +112,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   }
 
   if (has("relay")) {
+    metrics.countParkedEvents(() => countParked(database.db));
     const relay = new Relay(database, bus, logger, {
+      duplicateWindowMs: config.natsDuplicateWindowMs,
       onPublished: (events) => {
         metrics.published.inc(events.length);
         const now = Date.now();

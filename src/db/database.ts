@@ -19,7 +19,12 @@ export type Executor = Db | Tx;
 export interface Database {
   readonly kind: "postgres" | "pglite";
   readonly db: Db;
-  /** Calls back on every NOTIFY on the channel; resolves to an unlisten function. */
+  /**
+   * Calls back on every NOTIFY on the channel; resolves to an unlisten
+   * function. A lost connection (a PostgreSQL restart) is opened again with
+   * back-off, and the callback is called once it is back: NOTIFYs sent
+   * meanwhile were missed.
+   */
   listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
   /** Rejects when the database does not answer (readiness). */
   ping(): Promise<void>;
@@ -30,14 +35,42 @@ const migrationsFolder = join(import.meta.dirname, "..", "..", "drizzle");
 /** Any constant: every instance that starts at once queues on it, so migrations apply once. */
 const migrationLock = 7_301_990_001;
 
-export async function openDatabase(options: { url?: string; dataDir: string }): Promise<Database> {
-  return options.url ? openPostgres(options.url) : openPglite(options.dataDir);
+export interface DatabaseLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
 }
 
-async function openPostgres(url: string): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: 10 });
+const quiet: DatabaseLogger = { info() {}, warn() {} };
+
+/**
+ * TCP keepalive on every connection, so that a peer that vanished (a host
+ * cut off, not a process that closed its socket) is noticed in a minute or
+ * so rather than when the kernel gives up, hours later.
+ */
+const connectionOptions = {
+  keepAlive: true,
+  keepAliveInitialDelayMillis: 10_000,
+  connectionTimeoutMillis: 10_000,
+};
+
+/** Back-off of a LISTEN connection being opened again: 100 ms, doubled up to 5 s. */
+const relistenMs = (attempt: number) => Math.min(100 * 2 ** attempt, 5_000);
+
+export async function openDatabase(options: {
+  url?: string;
+  dataDir: string;
+  logger?: DatabaseLogger;
+}): Promise<Database> {
+  return options.url ? openPostgres(options.url, options.logger ?? quiet) : openPglite(options.dataDir);
+}
+
+async function openPostgres(url: string, logger: DatabaseLogger): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: 10, ...connectionOptions });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on("error", () => {});
+  // Nor one that is checked out (its transaction killed by a timeout, a restart): its query rejects,
+  // and the pool drops it when it comes back.
+  pool.on("connect", (client) => client.on("error", () => {}));
   const client = await pool.connect();
   try {
     await client.query("select pg_advisory_lock($1)", [migrationLock]);
@@ -46,31 +79,87 @@ async function openPostgres(url: string): Promise<Database> {
     await client.query("select pg_advisory_unlock($1)", [migrationLock]).catch(() => {});
     client.release();
   }
-  const listeners: pg.Client[] = [];
+  const listeners = new Set<() => Promise<void>>();
   return {
     kind: "postgres",
     db: drizzlePg(pool, { schema }) as unknown as Db,
     async listen(channel, onNotify) {
-      const listener = new pg.Client({ connectionString: url });
-      listener.on("error", () => {});
-      await listener.connect();
-      listener.on("notification", (n) => {
-        if (n.channel === channel) onNotify();
-      });
-      await listener.query(`listen "${channel}"`);
-      listeners.push(listener);
+      const unlisten = await listenAgainAndAgain(url, channel, onNotify, logger);
+      listeners.add(unlisten);
       return async () => {
-        listeners.splice(listeners.indexOf(listener), 1);
-        await listener.end().catch(() => {});
+        listeners.delete(unlisten);
+        await unlisten();
       };
     },
     async ping() {
       await pool.query("select 1");
     },
     async close() {
-      await Promise.all(listeners.map((l) => l.end().catch(() => {})));
+      await Promise.all([...listeners].map((unlisten) => unlisten()));
       await pool.end();
     },
+  };
+}
+
+/**
+ * A LISTEN connection that comes back: when it ends (PostgreSQL restarted,
+ * the backend was terminated), it is opened again with back-off and the
+ * caller woken once, for the NOTIFYs it missed. The first connection's
+ * failure rejects, so a wrong URL still fails the start.
+ */
+async function listenAgainAndAgain(
+  url: string,
+  channel: string,
+  onNotify: () => void,
+  logger: DatabaseLogger,
+): Promise<() => Promise<void>> {
+  let current: pg.Client | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const open = async (): Promise<void> => {
+    const client = new pg.Client({ connectionString: url, ...connectionOptions });
+    client.on("error", () => {});
+    client.on("notification", (n) => {
+      if (n.channel === channel) onNotify();
+    });
+    client.on("end", () => {
+      if (current !== client || closed) return;
+      current = undefined;
+      logger.warn({ channel }, "database: LISTEN connection lost, opening it again");
+      reopen(0);
+    });
+    try {
+      await client.connect();
+      await client.query(`listen "${channel}"`);
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    if (closed) await client.end().catch(() => {});
+    else current = client;
+  };
+
+  const reopen = (attempt: number): void => {
+    retry = setTimeout(async () => {
+      if (closed) return;
+      try {
+        await open();
+      } catch (err) {
+        logger.warn({ channel, err: String(err), attempt }, "database: LISTEN connection not back yet");
+        reopen(attempt + 1);
+        return;
+      }
+      logger.info({ channel }, "database: LISTEN connection back");
+      if (!closed) onNotify();
+    }, relistenMs(attempt));
+  };
+
+  await open();
+  return async () => {
+    closed = true;
+    clearTimeout(retry);
+    await current?.end().catch(() => {});
   };
 }
 

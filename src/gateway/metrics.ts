@@ -30,11 +30,24 @@ export function createMetrics() {
       this.set(liveSubscriptions());
     },
   });
+  let parkedEvents = async () => 0;
+  new Gauge({
+    name: "orders_outbox_parked_events",
+    help: "Outbox events the bus refused for good, held with the later events of their order until an admin republishes them",
+    registers: [registry],
+    async collect() {
+      this.set(await parkedEvents());
+    },
+  });
   return {
     contentType: registry.contentType,
     /** Where the gauge above reads its value; the gateway's feed knows it. */
     countLiveSubscriptions(count: () => number) {
       liveSubscriptions = count;
+    },
+    /** Where the parked-events gauge reads its value: the outbox. */
+    countParkedEvents(count: () => Promise<number>) {
+      parkedEvents = count;
     },
     render: () => registry.metrics(),
     published,

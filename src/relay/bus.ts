@@ -27,6 +27,16 @@ export function publicationId(event: BusEvent): string {
   return event.replay ? `${event.id}:replay-${event.replay}` : event.id;
 }
 
+/** The bus's answer for one event of a publish: each event is answered on its own. */
+export type Publication =
+  | { ok: true; sequence: number }
+  | {
+      ok: false;
+      error: Error;
+      /** A retry cannot succeed (the event is larger than the stream allows, say): the relay parks it. */
+      lasting: boolean;
+    };
+
 export interface Delivery {
   event: BusEvent;
   /** 1 on the first delivery, 2 on the first redelivery, ... */
@@ -81,11 +91,20 @@ export interface Bus {
   /** Creates the stream if needed. Idempotent; safe when several processes start at once. */
   start(): Promise<void>;
   /**
-   * Publishes in the given order and answers each event's stream sequence. An
-   * event whose id was already published (a relay that crashed between
-   * publishing and marking) is not stored twice: its first sequence comes back.
+   * Publishes in the given order, without waiting for one ack before the next
+   * send, and answers each event on its own: its stream sequence, or why it
+   * was refused (the others may still be stored). An event whose id was
+   * already published inside the duplicate window (a relay that crashed
+   * between publishing and marking) is not stored twice: its first sequence
+   * comes back. Rejects only when nothing could be sent (a closed bus).
    */
-  publish(events: BusEvent[]): Promise<number[]>;
+  publish(events: BusEvent[]): Promise<Publication[]>;
+  /**
+   * Which of these events the stream holds already, by publication id, with
+   * their sequences: asked before publishing again an event that may have
+   * gone out longer ago than the duplicate window reaches.
+   */
+  lookup(events: BusEvent[]): Promise<Map<string, number>>;
   /** A durable consumer shared by every process that runs the same listener. */
   consume(spec: ConsumerSpec): Promise<Consumption>;
   /** An ephemeral, ordered feed for one process (live subscriptions). Never acked, never durable. */

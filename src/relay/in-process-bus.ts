@@ -4,6 +4,7 @@ import {
   type ConsumerSpec,
   type Consumption,
   type Delivery,
+  type Publication,
   publicationId,
   type ReplaySpec,
   type TailSpec,
@@ -24,7 +25,7 @@ export class InProcessBus implements Bus {
 
   async start(): Promise<void> {}
 
-  async publish(events: BusEvent[]): Promise<number[]> {
+  async publish(events: BusEvent[]): Promise<Publication[]> {
     if (this.closed) throw new Error("bus is closed");
     const sequences = events.map((event) => {
       const key = publicationId(event);
@@ -35,7 +36,17 @@ export class InProcessBus implements Bus {
       return this.stream.length;
     });
     for (const wake of this.wakers) wake();
-    return sequences;
+    return sequences.map((sequence) => ({ ok: true, sequence }));
+  }
+
+  /** It remembers every id it was given, so it never stores one twice whatever the delay. */
+  async lookup(events: BusEvent[]): Promise<Map<string, number>> {
+    const found = new Map<string, number>();
+    for (const event of events) {
+      const sequence = this.published.get(publicationId(event));
+      if (sequence !== undefined) found.set(publicationId(event), sequence);
+    }
+    return found;
   }
 
   async consume(spec: ConsumerSpec): Promise<Consumption> {

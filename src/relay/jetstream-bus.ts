@@ -10,6 +10,7 @@ import {
   type JsMsg,
   jetstream,
   jetstreamManager,
+  type MsgRequest,
   RetentionPolicy,
   StorageType,
 } from "@nats-io/jetstream";
@@ -20,6 +21,7 @@ import {
   type ConsumerSpec,
   type Consumption,
   type Delivery,
+  type Publication,
   publicationId,
   type ReplaySpec,
   type TailSpec,
@@ -35,6 +37,8 @@ export interface JetStreamBusOptions {
   url: string;
   /** A plain token (letters, digits, underscore) that namespaces the stream, subjects and consumers. */
   prefix: string;
+  /** How long JetStream remembers a message id to drop a repeated publish. Default 120000 ms. */
+  duplicateWindowMs?: number;
   logger?: BusLogger;
 }
 
@@ -43,6 +47,8 @@ const quiet: BusLogger = { info() {}, warn() {}, error() {} };
 /** Server code for "stream name already in use with a different configuration". */
 const streamNameInUse = 10058;
 const pingTimeoutMs = 2_000;
+/** Orders whose subjects lookup() walks at once. */
+const lookupConcurrency = 16;
 const restartDelayMs = 1_000;
 /** Under ack_wait (30s), so a long handler does not get its message redelivered elsewhere. */
 const workingEveryMs = 10_000;
@@ -54,6 +60,7 @@ export class JetStreamBus implements Bus {
   private readonly url: string;
   private readonly prefix: string;
   private readonly log: BusLogger;
+  readonly duplicateWindowMs: number;
   private nc?: NatsConnection;
   private js?: JetStreamClient;
   private jsm?: JetStreamManager;
@@ -66,6 +73,7 @@ export class JetStreamBus implements Bus {
     this.url = options.url;
     this.prefix = options.prefix;
     this.log = options.logger ?? quiet;
+    this.duplicateWindowMs = options.duplicateWindowMs ?? 120_000;
     this.stream = `${options.prefix}_events`;
     this.subjects = `${options.prefix}.events.>`;
   }
@@ -81,25 +89,41 @@ export class JetStreamBus implements Bus {
     await this.ensureStream();
   }
 
-  async publish(events: BusEvent[]): Promise<number[]> {
+  async publish(events: BusEvent[]): Promise<Publication[]> {
     const js = this.client().js;
-    // Checked first: once a publish is out, its ack must be awaited.
-    const subjects = events.map((event) => this.subject(event));
     // Every publish goes out before the first ack is awaited; the socket keeps them in order.
-    const acks = events.map((event, i) =>
-      js.publish(subjects[i]!, JSON.stringify(event), { msgID: publicationId(event) }),
+    const acks = events.map(async (event) =>
+      js.publish(this.subject(event), JSON.stringify(event), { msgID: publicationId(event) }),
     );
-    const results = await Promise.allSettled(acks);
-    const failed = results.flatMap((r, i) => (r.status === "rejected" ? [{ i, reason: r.reason }] : []));
-    if (failed.length > 0) {
-      const first = failed[0]!;
-      throw new Error(
-        `${failed.length} of ${events.length} events not acknowledged by JetStream (first: ${events[first.i]?.id})`,
-        { cause: first.reason },
-      );
-    }
     // A repeat inside the duplicate window answers with the sequence the event was first stored at.
-    return results.map((r) => (r as PromiseFulfilledResult<{ seq: number }>).value.seq);
+    return (await Promise.allSettled(acks)).map((r) =>
+      r.status === "fulfilled" ? { ok: true, sequence: r.value.seq } : refusal(r.reason),
+    );
+  }
+
+  async lookup(events: BusEvent[]): Promise<Map<string, number>> {
+    const { jsm } = this.client();
+    const wanted = new Set(events.map(publicationId));
+    const found = new Map<string, number>();
+    // One walk per order through its subjects, a few orders at a time: an order has tens of events,
+    // and this runs only for events old enough to have left the duplicate window, which is rare.
+    const walk = async (orderId: string) => {
+      const subject = `${this.prefix}.events.*.${orderId}`;
+      for (let seq = 1; ; ) {
+        // The server (2.9+) answers next_by_subj on this API too; the client's types only allow it on direct gets.
+        const next = { seq, next_by_subj: subject } as unknown as MsgRequest;
+        const msg = await jsm.streams.getMessage(this.stream, next);
+        if (!msg) return;
+        const id = msg.header.get("Nats-Msg-Id");
+        if (wanted.has(id) && !found.has(id)) found.set(id, msg.seq);
+        seq = msg.seq + 1;
+      }
+    };
+    const orders = [...new Set(events.map((e) => e.orderId))];
+    for (let i = 0; i < orders.length; i += lookupConcurrency) {
+      await Promise.all(orders.slice(i, i + lookupConcurrency).map(walk));
+    }
+    return found;
   }
 
   async consume(spec: ConsumerSpec): Promise<Consumption> {
@@ -311,7 +335,7 @@ export class JetStreamBus implements Bus {
     const { jsm } = this.client();
     const config = {
       subjects: [this.subjects],
-      duplicate_window: nanos(120_000),
+      duplicate_window: nanos(this.duplicateWindowMs),
     };
     try {
       // Creating with an identical config succeeds, so processes starting together all get here.
@@ -388,6 +412,23 @@ export class JetStreamBus implements Bus {
       else if (status.type === "error") this.log.error({ status }, "bus: NATS error");
     }
   }
+}
+
+/** JetStream's code for "message size exceeds maximum allowed" (the stream's max_msg_size). */
+const messageTooLarge = 10054;
+
+/**
+ * A refusal is lasting when sending the same event again must fail the same
+ * way: it is larger than the server or the stream accepts, or it cannot be
+ * put on a subject. Anything else (no responders, a timeout, a 503 during a
+ * leader election, a lost connection) may pass on a retry.
+ */
+function refusal(reason: unknown): Publication {
+  const error = reason instanceof Error ? reason : new Error(String(reason));
+  const lasting =
+    (error instanceof JetStreamApiError && error.code === messageTooLarge) ||
+    /max_payload|cannot be a subject token/.test(error.message);
+  return { ok: false, error, lasting };
 }
 
 function parse(msg: JsMsg): BusEvent | undefined {

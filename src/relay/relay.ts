@@ -1,7 +1,8 @@
-import { asc, isNull, sql } from "drizzle-orm";
-import { type Database, query } from "../db/database.ts";
+import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
+import { type Database, type Db, query, type Tx } from "../db/database.ts";
 import type { Logger } from "../log.ts";
-import type { Bus, BusEvent } from "./bus.ts";
+import { type Bus, type BusEvent, publicationId } from "./bus.ts";
 import { outboxChannel } from "./outbox.ts";
 import { type OrderEventRow, orderEvents } from "./tables.ts";
 
@@ -10,6 +11,8 @@ export interface RelayOptions {
   batchSize?: number;
   /** The safety-net poll, for a missed NOTIFY or a relay that took over. Default 1000 ms. */
   pollMs?: number;
+  /** The bus's duplicate window (NATS_DUPLICATE_WINDOW_MS). Default 120000 ms. */
+  duplicateWindowMs?: number;
   onPublished?: (events: BusEvent[]) => void;
 }
 
@@ -19,6 +22,17 @@ export interface RelayOptions {
  * the changes of one order reach the bus in the order they happened.
  */
 const relayLock = 7_301_990_002;
+
+/**
+ * Bounds on the relay's transaction, so that a relay paused (SIGSTOP) or cut
+ * off while it holds the relay lock and its row locks loses them within
+ * seconds, and another relay takes over. Publishing happens inside the
+ * transaction, so the idle bound must leave room for a slow ack.
+ */
+const transactionLimits = { idleMs: 5_000, statementMs: 10_000, lockMs: 5_000 };
+
+/** Events seen acked but not marked, remembered at most this many (the oldest are forgotten first). */
+const rememberedAcks = 100_000;
 
 export function toBusEvent(row: OrderEventRow): BusEvent {
   return {
@@ -31,10 +45,31 @@ export function toBusEvent(row: OrderEventRow): BusEvent {
   };
 }
 
+interface Published {
+  row: OrderEventRow;
+  sequence: number;
+}
+
+interface Parked {
+  row: OrderEventRow;
+  error: string;
+}
+
 /**
  * Publishes the outbox to the bus. It claims unpublished rows rather than
  * reading past the last id it saw, so a row that a slow transaction commits
  * late (an older seq, visible after a newer one) is never skipped.
+ *
+ * The stream holds each order's events in the outbox's order: a batch goes
+ * out in waves (the first unpublished event of each order, then the second,
+ * ...), and an order whose event is refused sends nothing more until the next
+ * batch. An event the bus refuses for good is parked, and with it the rest of
+ * its order; every other order flows.
+ *
+ * No event is stored twice, even past the bus's duplicate window: an event
+ * seen acked but not marked (the marking transaction failed) is marked from
+ * memory without publishing, and an event old enough to have gone out before
+ * the window began is looked up in the stream first.
  */
 export class Relay {
   private timer: NodeJS.Timeout | undefined;
@@ -42,6 +77,8 @@ export class Relay {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** Publication id -> stream sequence, for events acked whose marking did not commit yet. */
+  private readonly acked = new Map<string, number>();
 
   constructor(
     private readonly database: Database,
@@ -81,39 +118,161 @@ export class Relay {
     }
   }
 
-  /** One claimed batch: published, then marked, in one transaction. Returns how many. */
+  /** The age past which an unmarked event may have been published before the window began. */
+  private get unsureAfterMs(): number {
+    const window = this.options.duplicateWindowMs ?? 120_000;
+    // A quarter of the window covers the clocks of the writer, the relay and NATS disagreeing.
+    return window - window / 4;
+  }
+
+  /**
+   * One claimed batch: published, then marked, in one transaction. Returns how
+   * many rows it settled (published or parked); 0 when there is nothing to do.
+   */
   async publishBatch(): Promise<number> {
-    const batchSize = this.options.batchSize ?? 200;
-    const published = await this.database.db.transaction(async (tx) => {
-      const [lock] = await query<{ locked: boolean }>(
-        tx,
-        sql`select pg_try_advisory_xact_lock(${relayLock}) as locked`,
-      );
-      if (!lock?.locked) return [];
-      const rows = await tx
-        .select()
-        .from(orderEvents)
-        .where(isNull(orderEvents.publishedAt))
-        .orderBy(asc(orderEvents.seq))
-        .limit(batchSize)
-        .for("update", { skipLocked: true });
-      if (rows.length === 0) return [];
-      const events = rows.map(toBusEvent);
-      // A crash after this and before the commit publishes the batch again: the bus drops the repeats by id.
-      const sequences = await this.bus.publish(events);
-      const positions = sql.join(
-        events.map((e, i) => sql`(${e.id}::uuid, ${sequences[i]}::bigint)`),
-        sql`, `,
-      );
-      // A replayed event keeps its first position: resumable subscriptions count from there.
-      await tx.execute(sql`
-        update order_events set published_at = now(), stream_seq = coalesce(stream_seq, published.seq)
-        from (values ${positions}) as published(id, seq)
-        where order_events.id = published.id`);
-      return events;
+    const { published, parked } = await this.database.db.transaction(async (tx) => {
+      const rows = await this.claim(tx);
+      if (rows.length === 0) return { published: [], parked: [] };
+      const settled = await this.settledBefore(rows);
+      const pending = rows.filter((row) => !settled.has(row));
+      const outcome = await this.publishInOrder(pending);
+      for (const { row, sequence } of outcome.published) this.remember(row, sequence);
+      const done = [...[...settled].map(([row, sequence]) => ({ row, sequence })), ...outcome.published];
+      await mark(tx, done);
+      for (const { row, error } of outcome.parked) {
+        await tx
+          .update(orderEvents)
+          .set({ parkedAt: new Date(), parkError: error })
+          .where(eq(orderEvents.id, row.id));
+      }
+      return { published: done, parked: outcome.parked };
     });
-    if (published.length > 0) this.options.onPublished?.(published);
-    return published.length;
+    for (const { row } of published) this.acked.delete(publicationId(toBusEvent(row)));
+    for (const { row, error } of parked) {
+      this.logger.error(
+        { eventId: row.id, orderId: row.orderId, type: row.type, err: error },
+        "relay parked an event the bus refuses; its order's later events wait until an admin republishes it",
+      );
+    }
+    if (published.length > 0) this.options.onPublished?.(published.map(({ row }) => toBusEvent(row)));
+    return published.length + parked.length;
+  }
+
+  /** Takes the relay lock, then the unpublished rows that are not parked nor behind a parked one. */
+  private async claim(tx: Tx): Promise<OrderEventRow[]> {
+    const { idleMs, statementMs, lockMs } = transactionLimits;
+    const [lock] = await query<{ locked: boolean }>(
+      tx,
+      sql`select
+        set_config('idle_in_transaction_session_timeout', ${String(idleMs)}, true),
+        set_config('statement_timeout', ${String(statementMs)}, true),
+        set_config('lock_timeout', ${String(lockMs)}, true),
+        pg_try_advisory_xact_lock(${relayLock}) as locked`,
+    );
+    if (!lock?.locked) return [];
+    const held = alias(orderEvents, "held");
+    const behindParked = tx
+      .select({ one: sql`1` })
+      .from(held)
+      .where(
+        and(
+          eq(held.orderId, orderEvents.orderId),
+          isNotNull(held.parkedAt),
+          isNull(held.publishedAt),
+          lt(held.seq, orderEvents.seq),
+        ),
+      );
+    return tx
+      .select()
+      .from(orderEvents)
+      .where(and(isNull(orderEvents.publishedAt), isNull(orderEvents.parkedAt), notExists(behindParked)))
+      .orderBy(asc(orderEvents.seq))
+      .limit(this.options.batchSize ?? 200)
+      .for("update", { skipLocked: true });
+  }
+
+  /**
+   * The claimed rows that are in the stream already: those this relay saw
+   * acked, and those old enough that a relay that died before marking may
+   * have published them before the duplicate window began (looked up in the
+   * stream; young rows are not, the window drops their repeats).
+   */
+  private async settledBefore(rows: OrderEventRow[]): Promise<Map<OrderEventRow, number>> {
+    const settled = new Map<OrderEventRow, number>();
+    const unsure: OrderEventRow[] = [];
+    const now = Date.now();
+    for (const row of rows) {
+      const sequence = this.acked.get(publicationId(toBusEvent(row)));
+      if (sequence !== undefined) settled.set(row, sequence);
+      else if (now - row.occurredAt.getTime() > this.unsureAfterMs) unsure.push(row);
+    }
+    if (unsure.length > 0) {
+      const found = await this.bus.lookup(unsure.map(toBusEvent));
+      for (const row of unsure) {
+        const sequence = found.get(publicationId(toBusEvent(row)));
+        if (sequence === undefined) continue;
+        settled.set(row, sequence);
+        // Should this transaction not commit, the next claim need not walk the stream again.
+        this.remember(row, sequence);
+      }
+      if (found.size > 0)
+        this.logger.warn(
+          { events: found.size },
+          "relay found events in the stream that were never marked published; marking them without publishing",
+        );
+    }
+    return settled;
+  }
+
+  /**
+   * Publishes in waves, the k-th wave holding the k-th event of each order,
+   * so that no event goes out before its order's earlier ones are stored.
+   */
+  private async publishInOrder(rows: OrderEventRow[]): Promise<{ published: Published[]; parked: Parked[] }> {
+    const published: Published[] = [];
+    const parked: Parked[] = [];
+    const queues = new Map<string, OrderEventRow[]>();
+    for (const row of rows) {
+      const queue = queues.get(row.orderId);
+      if (queue) queue.push(row);
+      else queues.set(row.orderId, [row]);
+    }
+    const startedAt = Date.now();
+    let wave = [...queues.values()].map((queue) => queue.shift()!);
+    while (wave.length > 0 && !this.stopped) {
+      // A batch stalled this long would publish past the duplicate window: leave the rest to the next one.
+      if (Date.now() - startedAt > this.unsureAfterMs) break;
+      const answers = await this.bus
+        .publish(wave.map(toBusEvent))
+        .catch((error: unknown) =>
+          wave.map(() => ({ ok: false as const, error: error as Error, lasting: false })),
+        );
+      const next: OrderEventRow[] = [];
+      for (const [i, row] of wave.entries()) {
+        const answer = answers[i]!;
+        if (answer.ok) {
+          published.push({ row, sequence: answer.sequence });
+          const following = queues.get(row.orderId)!.shift();
+          if (following) next.push(following);
+        } else if (answer.lasting) {
+          parked.push({ row, error: answer.error.message });
+        } else {
+          this.logger.warn(
+            { eventId: row.id, err: answer.error.message },
+            "relay: the bus refused an event, its order waits for the next batch",
+          );
+        }
+      }
+      wave = next;
+    }
+    return { published, parked };
+  }
+
+  private remember(row: OrderEventRow, sequence: number): void {
+    const key = publicationId(toBusEvent(row));
+    this.acked.delete(key);
+    this.acked.set(key, sequence);
+    if (this.acked.size > rememberedAcks) this.acked.delete(this.acked.keys().next().value!);
   }
 
   async stop(): Promise<void> {
@@ -122,4 +281,49 @@ export class Relay {
     await this.unlisten?.();
     await this.running;
   }
+}
+
+/** Records each event's stream position; a replayed event keeps its first one (resumes count from there). */
+async function mark(tx: Tx, done: Published[]): Promise<void> {
+  if (done.length === 0) return;
+  const positions = sql.join(
+    done.map(({ row, sequence }) => sql`(${row.id}::uuid, ${sequence}::bigint)`),
+    sql`, `,
+  );
+  await tx.execute(sql`
+    update order_events set published_at = now(), stream_seq = coalesce(stream_seq, published.seq)
+    from (values ${positions}) as published(id, seq)
+    where order_events.id = published.id`);
+}
+
+/** The parked events, oldest first (admins). */
+export function parkedEvents(db: Db, limit: number) {
+  return db
+    .select()
+    .from(orderEvents)
+    .where(and(isNotNull(orderEvents.parkedAt), isNull(orderEvents.publishedAt)))
+    .orderBy(asc(orderEvents.seq))
+    .limit(limit);
+}
+
+export async function countParked(db: Db): Promise<number> {
+  const [row] = await query<{ n: number }>(
+    db,
+    sql`select count(*)::int as n from order_events where parked_at is not null and published_at is null`,
+  );
+  return row?.n ?? 0;
+}
+
+/** Unparks events so the relay tries them again; answers the rows it unparked. */
+export async function unpark(db: Db, ids: string[]): Promise<OrderEventRow[]> {
+  if (ids.length === 0) return [];
+  return db.transaction(async (tx) => {
+    const rows = await tx
+      .update(orderEvents)
+      .set({ parkedAt: null, parkError: null })
+      .where(and(inArray(orderEvents.id, ids), isNotNull(orderEvents.parkedAt)))
+      .returning();
+    await tx.execute(sql`select pg_notify(${outboxChannel}, '')`);
+    return rows;
+  });
 }

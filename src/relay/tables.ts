@@ -35,10 +35,19 @@ export const orderEvents = pgTable(
     streamSeq: bigint("stream_seq", { mode: "number" }),
     /** How many times an admin has had it published again (dead-letter replay). */
     replays: integer("replays").notNull().default(0),
+    /**
+     * Set when the bus refused the event for good (larger than the stream
+     * allows, say). The relay skips it and the later events of its order, so
+     * that order's events stay in order; an admin unparks it once the cause is fixed.
+     */
+    parkedAt: timestamp("parked_at", { withTimezone: true, mode: "date" }),
+    /** The bus's refusal, for the admin. */
+    parkError: text("park_error"),
   },
   (t) => [
     index("order_events_order_seq").on(t.orderId, t.seq),
     index("order_events_unpublished").on(t.seq).where(sql`${t.publishedAt} is null`),
+    index("order_events_parked").on(t.orderId, t.seq).where(sql`${t.parkedAt} is not null`),
   ],
 );
 

@@ -8,6 +8,7 @@ import "./order.ts";
 import "./mutations.ts";
 import "./subscription.ts";
 import "./dead-letters.ts";
+import "./parked-events.ts";
 
 let built: { modules: readonly ModuleDefinition[]; schema: GraphQLSchema } | undefined;
 

@@ -16,6 +16,8 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
 type Documents = {
     "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n": typeof types.DeadLettersDocument,
     "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n": typeof types.ReplayDeadLetterDocument,
+    "\n  query ParkedEvents {\n    parkedEvents { id type orderId error payloadBytes parkedAt }\n  }\n": typeof types.ParkedEventsDocument,
+    "\n  mutation RepublishParkedEvent($id: ID!) {\n    republishParkedEvent(id: $id)\n  }\n": typeof types.RepublishParkedEventDocument,
     "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n": typeof types.PlaceOrderDocument,
     "\n  mutation ConfirmPayment($input: ConfirmPaymentInput!) {\n    confirmPayment(input: $input) { eventId order { id status } }\n  }\n": typeof types.ConfirmPaymentDocument,
     "\n  mutation CancelOrder($input: CancelOrderInput!) {\n    cancelOrder(input: $input) { eventId order { id status cancellationReason } }\n  }\n": typeof types.CancelOrderDocument,
@@ -32,6 +34,8 @@ type Documents = {
 const documents: Documents = {
     "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n": types.DeadLettersDocument,
     "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n": types.ReplayDeadLetterDocument,
+    "\n  query ParkedEvents {\n    parkedEvents { id type orderId error payloadBytes parkedAt }\n  }\n": types.ParkedEventsDocument,
+    "\n  mutation RepublishParkedEvent($id: ID!) {\n    republishParkedEvent(id: $id)\n  }\n": types.RepublishParkedEventDocument,
     "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n": types.PlaceOrderDocument,
     "\n  mutation ConfirmPayment($input: ConfirmPaymentInput!) {\n    confirmPayment(input: $input) { eventId order { id status } }\n  }\n": types.ConfirmPaymentDocument,
     "\n  mutation CancelOrder($input: CancelOrderInput!) {\n    cancelOrder(input: $input) { eventId order { id status cancellationReason } }\n  }\n": types.CancelOrderDocument,
@@ -68,6 +72,14 @@ export function graphql(source: "\n  query DeadLetters($consumer: String) {\n   
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n"): (typeof documents)["\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query ParkedEvents {\n    parkedEvents { id type orderId error payloadBytes parkedAt }\n  }\n"): (typeof documents)["\n  query ParkedEvents {\n    parkedEvents { id type orderId error payloadBytes parkedAt }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation RepublishParkedEvent($id: ID!) {\n    republishParkedEvent(id: $id)\n  }\n"): (typeof documents)["\n  mutation RepublishParkedEvent($id: ID!) {\n    republishParkedEvent(id: $id)\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
