@@ -210,7 +210,7 @@ describe("resumable subscriptions", () => {
     resumed.close();
     expect(resumed.changes[0]!.to).toBe("CONFIRMED");
     // The replay used to wait for a fetch to come back empty (a second), unless a change of this order ended it.
-    expect(ms).toBeLessThan(800);
+    expect(ms).toBeLessThan(900);
   });
 
   it("answers BAD_USER_INPUT for an `after` the caller may not see, and reveals nothing", async () => {

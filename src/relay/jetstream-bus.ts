@@ -271,6 +271,12 @@ export class JetStreamBus implements Bus {
     }
   }
 
+  async eventAt(sequence: number): Promise<BusEvent | undefined> {
+    if (sequence < 1) return undefined;
+    const stored = await this.client().jsm.streams.getMessage(this.stream, { seq: sequence });
+    return stored ? parse(stored) : undefined;
+  }
+
   /** The last sequence that matches `filter`, at most `until`: `until` itself when a later one matches. */
   private async lastMatching(filter: string, until: number): Promise<number> {
     const last = await this.client().jsm.streams.getMessage(this.stream, { last_by_subj: filter });
@@ -416,7 +422,7 @@ export class JetStreamBus implements Bus {
   }
 }
 
-function parse(msg: JsMsg): BusEvent | undefined {
+function parse(msg: { json(): unknown }): BusEvent | undefined {
   try {
     const value: unknown = msg.json();
     if (typeof value !== "object" || value === null) return undefined;

@@ -141,6 +141,18 @@ export class OrderFeed {
     return withCleanup(changes(), () => live.return?.());
   }
 
+  /**
+   * Whether the stream holds this event's first publication at this position,
+   * so that a resume from there neither skips changes nor hands on unrelated
+   * ones. It does not when the embedded in-process bus restarted since (its
+   * positions start again at 1 while the outbox keeps the old ones), nor when
+   * the stream has dropped it (limits set by an operator).
+   */
+  async holds(sequence: number, eventId: string): Promise<boolean> {
+    const event = await this.bus.eventAt(sequence);
+    return event?.id === eventId && !event.replay;
+  }
+
   /** Live changes the subscriber accepts, from now on. Refused (RATE_LIMITED) past the caller's limit. */
   subscribe(
     accept: (change: OrderStateChange) => boolean,

@@ -50,7 +50,14 @@ async function resumePosition(ctx: Context, caller: Caller, eventId: string): Pr
       .innerJoin(salesOrders, eq(salesOrders.id, orderEvents.orderId))
       .where(eq(orderEvents.id, eventId));
     if (!found || !canSee(caller, found)) return unknown();
-    if (found.streamSeq !== null) return found.streamSeq;
+    if (found.streamSeq !== null) {
+      if (!(await ctx.feed.holds(found.streamSeq, eventId)))
+        refuse(
+          "BAD_USER_INPUT",
+          "after names a change the event stream no longer holds (the embedded bus starts empty after a restart): subscribe without after, and read the orders for their current state",
+        );
+      return found.streamSeq;
+    }
     if (Date.now() > deadline)
       throw new Error(`event ${eventId} still unpublished after ${publishWaitMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
