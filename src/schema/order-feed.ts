@@ -58,7 +58,8 @@ export class OrderFeed {
       perCaller?: number;
       /**
        * Orders whose last state the feed (and each resume) remembers, to tell a change the stream holds
-       * twice. A repeat comes within moments of the first copy; default 10000.
+       * twice. A repeat follows its first copy closely (the relay publishes the oldest rows first). Default
+       * 10000.
        */
       recentOrders?: number;
     } = {},
