@@ -128,7 +128,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   let port: number | undefined;
   if (has("gateway")) {
-    const feed = new OrderFeed(bus, logger, { perCaller: config.gateway.maxSubscriptionsPerCaller });
+    const feed = new OrderFeed(bus, logger, {
+      perCaller: config.gateway.maxSubscriptionsPerCaller,
+      recentOrders: config.gateway.feedRecentOrders,
+    });
     await feed.start();
     metrics.countLiveSubscriptions(() => feed.subscriberCount);
     const gateway = createGateway({

@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest";
 import { createLogger } from "../src/log.ts";
 import { InProcessBus } from "../src/relay/in-process-bus.ts";
 import { OrderFeed, type OrderStateChange } from "../src/schema/order-feed.ts";
+import { OrderVersions } from "../src/schema/order-versions.ts";
+import { orderStatuses, transitions } from "../src/statemachine/states.ts";
 
 function change(orderId: string, to: string) {
   return {
@@ -67,5 +69,66 @@ describe("the order feed", () => {
     expect(() => feed.subscribe(() => true, "c2")).not.toThrow();
     await first.return?.();
     expect(() => feed.subscribe(() => true, "c1")).not.toThrow();
+  });
+
+  it("hands on once a change the stream holds twice, live and on resume, in order", async () => {
+    const bus = new InProcessBus();
+    const feed = new OrderFeed(bus, createLogger("silent"));
+    await feed.start();
+    const live = feed.subscribe(() => true);
+    const order = randomUUID();
+    const confirmed = change(order, "confirmed");
+    // A copy under another id: the in-process bus drops a repeat of the same id, as JetStream does in its window.
+    await bus.publish([change(order, "pending"), confirmed, { ...confirmed, id: randomUUID() }]);
+    await bus.publish([change(order, "fulfilling"), { ...confirmed, id: randomUUID() }]);
+    await bus.publish([change(order, "completed")]);
+    const read = async (changes: AsyncIterableIterator<OrderStateChange>, n: number) => {
+      const seen: string[] = [];
+      for await (const c of changes) {
+        seen.push(c.to);
+        if (seen.length === n) break;
+      }
+      return seen;
+    };
+    expect(await read(live, 4)).toEqual(["pending", "confirmed", "fulfilling", "completed"]);
+    const resumed = feed.resume(0, () => true);
+    await bus.publish([change(order, "completed"), change(randomUUID(), "pending")]);
+    expect(await read(resumed, 5)).toEqual(["pending", "confirmed", "fulfilling", "completed", "pending"]);
+  });
+
+  it("resumes from what the client saw of each order, so a copy of an older change is not handed on", async () => {
+    const bus = new InProcessBus();
+    const feed = new OrderFeed(bus, createLogger("silent"));
+    const order = randomUUID();
+    const confirmed = change(order, "confirmed");
+    await bus.publish([change(order, "pending"), confirmed, change(order, "fulfilling")]);
+    await bus.publish([{ ...confirmed, id: randomUUID() }, change(order, "completed")]);
+    await feed.start();
+    // The client saw up to FULFILLING (position 3); the stream's copy of CONFIRMED comes after it.
+    const resumed = feed.resume(3, () => true, { statusAt: async () => "fulfilling" });
+    const seen: string[] = [];
+    for await (const c of resumed) {
+      seen.push(c.to);
+      break;
+    }
+    expect(seen).toEqual(["completed"]);
+  });
+
+  it("ranks the shared states in the order the transitions move them, the premise of dropping a repeat", () => {
+    for (const t of transitions)
+      expect(orderStatuses.indexOf(t.to)).toBeGreaterThan(orderStatuses.indexOf(t.from));
+    expect(orderStatuses[0]).toBe("pending");
+  });
+
+  it("remembers a bounded number of orders, forgetting the one changed longest ago", () => {
+    const versions = new OrderVersions(2);
+    expect(versions.advance("a", "pending")).toBe(true);
+    expect(versions.advance("b", "pending")).toBe(true);
+    expect(versions.advance("a", "confirmed")).toBe(true);
+    expect(versions.advance("c", "pending")).toBe(true);
+    expect(versions.has("b")).toBe(false);
+    expect(versions.advance("a", "confirmed")).toBe(false);
+    expect(versions.advance("a", "pending")).toBe(false);
+    expect(versions.advance("c", "pending")).toBe(false);
   });
 });

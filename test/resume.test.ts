@@ -1,12 +1,16 @@
+import { jetstream } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
 import { print } from "graphql";
 import { createClient } from "graphql-ws";
 import { beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { query } from "../src/db/database.ts";
+import type { JetStreamBus } from "../src/relay/jetstream-bus.ts";
+import { natsUrl } from "./support/database.ts";
 import { OrderStateChanged } from "./support/operations.ts";
 import { sagaClient } from "./support/saga.ts";
-import { liveSubscriptions, type TestService, tokens, useTestService } from "./support/service.ts";
+import { liveSubscriptions, type TestService, tokenFor, tokens, useTestService } from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
 
 interface Change {
@@ -188,6 +192,27 @@ describe("resumable subscriptions", () => {
     expect(rest.map((f) => f.id)).toEqual(rest.map((f) => f.data.eventId));
   });
 
+  it("resumes one order at once when the stream holds nothing of it since `after`", async () => {
+    const customer = await tokens.customer();
+    const watcher = subscriber(url, customer, {});
+    await liveSubscriptions(url);
+    const mine = await saga.place(["EBOOK-1"]);
+    // Another order's change after mine: the seam lies past the last change of mine.
+    const other = await saga.place(["EBOOK-1"]);
+    await eventually(() => watcher.changes.some((c) => c.orderId === other.id), { what: "the other order" });
+    watcher.close();
+
+    const started = performance.now();
+    const resumed = subscriber(url, customer, { orderId: mine.id, after: await placementEventId(mine.id) });
+    await saga.confirm(mine);
+    await eventually(() => resumed.changes.length > 0, { what: "the confirmation" });
+    const ms = performance.now() - started;
+    resumed.close();
+    expect(resumed.changes[0]!.to).toBe("CONFIRMED");
+    // The replay used to wait for a fetch to come back empty (a second), unless a change of this order ended it.
+    expect(ms).toBeLessThan(900);
+  });
+
   it("answers BAD_USER_INPUT for an `after` the caller may not see, and reveals nothing", async () => {
     const mine = await saga.place(["EBOOK-1"]);
     const theirs = subscriber(url, await tokens.otherCustomer(), { after: await placementEventId(mine.id) });
@@ -198,6 +223,75 @@ describe("resumable subscriptions", () => {
     await eventually(() => unknown.failure() !== undefined, { what: "the refusal" });
     expect(JSON.stringify(unknown.failure())).toContain("BAD_USER_INPUT");
   });
+
+  it("hands on a change the stream holds twice once, live and on resume, in order", async () => {
+    // A customer of its own: the copies below stay out of the other tests' streams of changes.
+    const customer = await tokenFor({ role: "customer", id: "customer-twice" });
+    const live = subscriber(url, customer, {});
+    await liveSubscriptions(url);
+    const doubled = await saga.place(["EBOOK-1"], customer);
+    await saga.confirm(doubled);
+    await saga.until(doubled.id, { status: "COMPLETED" });
+    const changes = await stateChanges(doubled.id);
+    expect(changes.map((c) => c.payload.to)).toEqual(["pending", "confirmed", "fulfilling", "completed"]);
+    await eventually(() => live.changes.length === 4, { what: "the live changes" });
+
+    // The relay publishes the batch again after JetStream's duplicate window: stored a second time.
+    await publishAgain(changes);
+    const next = await saga.place(["EBOOK-1"], customer);
+    await saga.confirm(next);
+    await saga.until(next.id, { status: "COMPLETED" });
+
+    const fromPlacement = subscriber(url, customer, { after: changes[0]!.id });
+    const fromCompletion = subscriber(url, customer, { after: changes[3]!.id });
+    const all = [live, fromPlacement, fromCompletion];
+    await eventually(
+      () => all.every((s) => s.changes.some((c) => c.orderId === next.id && c.to === "COMPLETED")),
+      { what: "the next order's completion everywhere" },
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    for (const s of all) s.close();
+    const states = (s: ReturnType<typeof subscriber>, orderId: string) =>
+      s.changes.filter((c) => c.orderId === orderId).map((c) => c.to);
+    expect(states(live, doubled.id)).toEqual(["PENDING", "CONFIRMED", "FULFILLING", "COMPLETED"]);
+    expect(states(fromPlacement, doubled.id)).toEqual(["CONFIRMED", "FULFILLING", "COMPLETED"]);
+    expect(states(fromCompletion, doubled.id)).toEqual([]);
+    for (const s of all) {
+      expect(states(s, next.id)).toEqual(["PENDING", "CONFIRMED", "FULFILLING", "COMPLETED"]);
+      expect(s.failure()).toBeUndefined();
+    }
+  });
+
+  async function stateChanges(orderId: string) {
+    return query<{ id: string; type: string; order_id: string; occurred_at: Date; payload: { to: string } }>(
+      app.service.database.db,
+      sql`select id, type, order_id, occurred_at, payload from order_events
+          where order_id = ${orderId} and type = 'OrderStateChanged' order by seq`,
+    );
+  }
+
+  /** Publishes the events on the service's stream again, each under a new message id. */
+  async function publishAgain(rows: Awaited<ReturnType<typeof stateChanges>>) {
+    const prefix = (app.service.bus as JetStreamBus).stream.replace(/_events$/, "");
+    const nc = await connect({ servers: natsUrl });
+    try {
+      const js = jetstream(nc);
+      for (const row of rows) {
+        const event = {
+          id: row.id,
+          type: row.type,
+          orderId: row.order_id,
+          occurredAt: new Date(row.occurred_at).toISOString(),
+          payload: row.payload,
+        };
+        await js.publish(`${prefix}.events.${row.type}.${row.order_id}`, JSON.stringify(event), {
+          msgID: `${row.id}:again`,
+        });
+      }
+    } finally {
+      await nc.close();
+    }
+  }
 
   async function placementEventId(orderId: string): Promise<string> {
     // The OrderStateChanged of the placement: the eventId placeOrder answered.

@@ -19,6 +19,8 @@ export interface GatewayOptions {
   maxSubscriptionsPerCaller: number;
   /** MAX_CONNECTIONS_PER_CALLER: WebSocket connections at once. Default 10. */
   maxConnectionsPerCaller: number;
+  /** FEED_RECENT_ORDERS: orders whose last state the order feed remembers, to drop a change seen twice. Default 10000. */
+  feedRecentOrders: number;
   /** INTROSPECTION: "true"/"false". Default: on, except when NODE_ENV=production. */
   introspection: boolean;
   /**
@@ -60,6 +62,7 @@ export function readGatewayOptions(env: Env): GatewayOptions {
     rateLimitPerMinute: count(env, "RATE_LIMIT_PER_MINUTE", 600),
     maxSubscriptionsPerCaller: count(env, "MAX_SUBSCRIPTIONS_PER_CALLER", 20),
     maxConnectionsPerCaller: count(env, "MAX_CONNECTIONS_PER_CALLER", 10),
+    feedRecentOrders: count(env, "FEED_RECENT_ORDERS", 10_000),
     introspection: env.INTROSPECTION ? env.INTROSPECTION === "true" : !production,
     csrfPrevention: env.CSRF_PREVENTION ? env.CSRF_PREVENTION === "true" : production,
     corsOrigins:

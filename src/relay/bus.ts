@@ -116,6 +116,12 @@ export interface Bus {
    * time as the caller pulls, so a long history never sits in memory whole.
    */
   replay(spec: ReplaySpec): AsyncIterable<Delivery>;
+  /**
+   * The event the stream holds at a position; undefined when it holds none
+   * there (removed, not yet published, or numbered by an earlier in-process
+   * bus: it starts again at 1 after a restart).
+   */
+  eventAt(sequence: number): Promise<BusEvent | undefined>;
   /** Rejects when the bus does not answer (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;

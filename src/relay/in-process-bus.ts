@@ -124,6 +124,10 @@ export class InProcessBus implements Bus {
     }
   }
 
+  async eventAt(sequence: number): Promise<BusEvent | undefined> {
+    return sequence >= 1 ? this.stream[sequence - 1] : undefined;
+  }
+
   async ping(): Promise<void> {
     if (this.closed) throw new Error("bus is closed");
   }

@@ -50,6 +50,9 @@ const pingTimeoutMs = 2_000;
 /** Orders whose subjects lookup() walks at once. */
 const lookupConcurrency = 16;
 const restartDelayMs = 1_000;
+/** A replay that gets nothing this long (the server down, say) fails rather than waits for ever. */
+const replayStallMs = 30_000;
+const replayRetryMs = 250;
 /** Under ack_wait (30s), so a long handler does not get its message redelivered elsewhere. */
 const workingEveryMs = 10_000;
 
@@ -238,41 +241,70 @@ export class JetStreamBus implements Bus {
   }
 
   async *replay(spec: ReplaySpec): AsyncIterable<Delivery> {
-    const { js } = this.client();
     const types = new Set(spec.types);
     const filter =
       spec.types.length === 1
         ? `${this.prefix}.events.${spec.types[0]}.${spec.orderId ?? ">"}`
         : this.subjects;
-    const consumer = await js.consumers.get(this.stream, {
+    // Where the replay ends is known before the first fetch: a resume with nothing to replay returns at
+    // once, and a fetch that comes back empty or fails (a reconnect, a server restart) is no reason to stop.
+    let end = await this.lastMatching(filter, spec.untilSequence);
+    let read = spec.afterSequence;
+    if (end <= read) return;
+    const consumer = await this.client().js.consumers.get(this.stream, {
       filter_subjects: filter,
-      opt_start_seq: spec.afterSequence + 1,
+      opt_start_seq: read + 1,
     });
+    let stalledSince: number | undefined;
     try {
-      for (;;) {
-        // An empty page (after `expires`) means nothing more matches the filter yet. The messages'
-        // own `pending` count is not used: on ordered consumers it was seen to read 0 too early.
-        const page = await consumer.fetch({ max_messages: spec.pageSize ?? 200, expires: 1_000 });
+      while (read < end) {
         let got = 0;
-        for await (const msg of page) {
-          got++;
-          const sequence = msg.info.streamSequence;
-          if (sequence > spec.untilSequence) return;
-          const event = parse(msg);
-          if (
-            event &&
-            types.has(event.type) &&
-            (spec.orderId === undefined || event.orderId === spec.orderId)
-          ) {
-            yield { event, attempt: 1, sequence };
+        try {
+          const page = await consumer.fetch({ max_messages: spec.pageSize ?? 200, expires: 1_000 });
+          for await (const msg of page) {
+            got++;
+            const sequence = msg.info.streamSequence;
+            if (sequence > end) return;
+            read = sequence;
+            const event = parse(msg);
+            if (
+              event &&
+              types.has(event.type) &&
+              (spec.orderId === undefined || event.orderId === spec.orderId)
+            ) {
+              yield { event, attempt: 1, sequence };
+            }
+            if (sequence >= end) return;
           }
-          if (sequence === spec.untilSequence) return;
+        } catch (err) {
+          this.log.warn({ err, stream: this.stream, after: read }, "bus: replay fetch failed, trying again");
+          await new Promise((resolve) => setTimeout(resolve, replayRetryMs));
         }
-        if (got === 0) return;
+        if (got > 0) {
+          stalledSince = undefined;
+          continue;
+        }
+        stalledSince ??= Date.now();
+        if (Date.now() - stalledSince > replayStallMs)
+          throw new Error(`replay of ${filter} stalled after sequence ${read}, short of ${end}`);
+        // The messages up to `end` may have been removed meanwhile (stream limits, an operator).
+        end = await this.lastMatching(filter, spec.untilSequence).catch(() => end);
       }
     } finally {
       consumer.delete().catch(() => {});
     }
+  }
+
+  async eventAt(sequence: number): Promise<BusEvent | undefined> {
+    if (sequence < 1) return undefined;
+    const stored = await this.client().jsm.streams.getMessage(this.stream, { seq: sequence });
+    return stored ? parse(stored) : undefined;
+  }
+
+  /** The last sequence that matches `filter`, at most `until`: `until` itself when a later one matches. */
+  private async lastMatching(filter: string, until: number): Promise<number> {
+    const last = await this.client().jsm.streams.getMessage(this.stream, { last_by_subj: filter });
+    return Math.min(last?.seq ?? 0, until);
   }
 
   async ping(): Promise<void> {
@@ -431,7 +463,7 @@ function refusal(reason: unknown): Publication {
   return { ok: false, error, lasting };
 }
 
-function parse(msg: JsMsg): BusEvent | undefined {
+function parse(msg: { json(): unknown }): BusEvent | undefined {
   try {
     const value: unknown = msg.json();
     if (typeof value !== "object" || value === null) return undefined;

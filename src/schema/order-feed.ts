@@ -4,6 +4,7 @@ import type { Bus, Consumption, Delivery } from "../relay/bus.ts";
 import type { OrderStatus } from "../statemachine/states.ts";
 import { orderStateChanged } from "../statemachine/transition.ts";
 import { BoundedQueue } from "./bounded-queue.ts";
+import { OrderVersions } from "./order-versions.ts";
 
 export interface OrderStateChange {
   eventId: string;
@@ -30,14 +31,22 @@ export function toStateChange({ event, sequence }: Delivery): OrderStateChange {
 }
 
 /**
+ * An order's last shared state as of a stream position, as the outbox
+ * recorded it (undefined when nothing of it was published up to there).
+ */
+export type StatusAt = (orderId: string, sequence: number) => Promise<OrderStatus | undefined>;
+
+/**
  * One tail of the bus per gateway process, fanned out to every live
  * subscription of that process: N subscribers cost one consumer, not N.
+ * A change the stream holds twice is handed on once.
  */
 export class OrderFeed {
   private readonly subscribers = new Set<(change: OrderStateChange) => void>();
   private tail: Consumption | undefined;
   /** The stream sequence up to which every change has been handed to the subscribers. */
   private position = 0;
+  private readonly versions: OrderVersions;
 
   constructor(
     private readonly bus: Bus,
@@ -47,8 +56,20 @@ export class OrderFeed {
       buffer?: number;
       /** Live subscriptions one caller may hold at once. Default 20. */
       perCaller?: number;
+      /**
+       * Orders whose last state the feed (and each resume) remembers, to tell a change the stream holds
+       * twice. A repeat follows its first copy closely (the relay publishes the oldest rows first). Default
+       * 10000.
+       */
+      recentOrders?: number;
     } = {},
-  ) {}
+  ) {
+    this.versions = new OrderVersions(this.recentOrders);
+  }
+
+  private get recentOrders(): number {
+    return this.limits.recentOrders ?? 10_000;
+  }
 
   private readonly callers = new Map<string, number>();
 
@@ -61,6 +82,13 @@ export class OrderFeed {
         if (delivery.event.replay) return;
         const change = toStateChange(delivery);
         this.position = change.sequence;
+        if (!this.versions.advance(change.orderId, change.to)) {
+          this.logger.warn(
+            { eventId: change.eventId, orderId: change.orderId, to: change.to, sequence: change.sequence },
+            "order feed: dropped a change the stream holds twice",
+          );
+          return;
+        }
         for (const deliver of this.subscribers) deliver(change);
       },
     );
@@ -72,16 +100,28 @@ export class OrderFeed {
    * order: the live changes are held from the moment the replay starts, the
    * replay reads up to the position the feed had then, and the held changes
    * continue from there. No gap, no duplicate at the seam.
+   *
+   * A change the stream holds twice is handed on once: each order's state as
+   * of `afterSequence` (from `statusAt`, the client has seen it) and every
+   * change handed on since are remembered, and only a later state goes out.
    */
   resume(
     afterSequence: number,
     accept: (change: OrderStateChange) => boolean,
-    options: { orderId?: string; callerId?: string } = {},
+    options: { orderId?: string; callerId?: string; statusAt?: StatusAt } = {},
   ): AsyncIterableIterator<OrderStateChange> {
-    const { orderId, callerId } = options;
+    const { orderId, callerId, statusAt } = options;
     const seam = this.position;
     const live = this.subscribe((change) => change.sequence > seam && accept(change), callerId);
     const bus = this.bus;
+    const handedOn = new OrderVersions(this.recentOrders);
+    const isNew = async (change: OrderStateChange): Promise<boolean> => {
+      if (statusAt && !handedOn.has(change.orderId)) {
+        const known = await statusAt(change.orderId, afterSequence);
+        if (known) handedOn.advance(change.orderId, known);
+      }
+      return handedOn.advance(change.orderId, change.to);
+    };
     async function* changes(): AsyncGenerator<OrderStateChange> {
       if (afterSequence < seam) {
         const history = bus.replay({
@@ -93,12 +133,25 @@ export class OrderFeed {
         for await (const delivery of history) {
           if (delivery.event.replay) continue;
           const change = toStateChange(delivery);
-          if (accept(change)) yield change;
+          if (accept(change) && (await isNew(change))) yield change;
         }
       }
-      for await (const change of live) if (change.sequence > afterSequence) yield change;
+      for await (const change of live)
+        if (change.sequence > afterSequence && (await isNew(change))) yield change;
     }
     return withCleanup(changes(), () => live.return?.());
+  }
+
+  /**
+   * Whether the stream holds this event's first publication at this position,
+   * so that a resume from there neither skips changes nor hands on unrelated
+   * ones. It does not when the embedded in-process bus restarted since (its
+   * positions start again at 1 while the outbox keeps the old ones), nor when
+   * the stream has dropped it (limits set by an operator).
+   */
+  async holds(sequence: number, eventId: string): Promise<boolean> {
+    const event = await this.bus.eventAt(sequence);
+    return event?.id === eventId && !event.replay;
   }
 
   /** Live changes the subscriber accepts, from now on. Refused (RATE_LIMITED) past the caller's limit. */

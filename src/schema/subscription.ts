@@ -1,11 +1,13 @@
-import { eq } from "drizzle-orm";
+import { and, desc, eq, lte } from "drizzle-orm";
 import { refuse } from "../errors.ts";
 import { orderEvents } from "../relay/tables.ts";
+import type { OrderStatus } from "../statemachine/states.ts";
 import { salesOrders } from "../statemachine/tables.ts";
+import { orderStateChanged } from "../statemachine/transition.ts";
 import { type Caller, canSee, requireCaller } from "./auth.ts";
 import { builder, type Context } from "./builder.ts";
 import { isUuid, OrderRef, OrderStatusEnum, visibleOrder } from "./order.ts";
-import type { OrderStateChange } from "./order-feed.ts";
+import type { OrderStateChange, StatusAt } from "./order-feed.ts";
 
 const OrderStateChangedEvent = builder.objectRef<OrderStateChange>("OrderStateChangedEvent").implement({
   fields: (t) => ({
@@ -48,11 +50,37 @@ async function resumePosition(ctx: Context, caller: Caller, eventId: string): Pr
       .innerJoin(salesOrders, eq(salesOrders.id, orderEvents.orderId))
       .where(eq(orderEvents.id, eventId));
     if (!found || !canSee(caller, found)) return unknown();
-    if (found.streamSeq !== null) return found.streamSeq;
+    if (found.streamSeq !== null) {
+      if (!(await ctx.feed.holds(found.streamSeq, eventId)))
+        refuse(
+          "BAD_USER_INPUT",
+          "after names a change the event stream no longer holds (the embedded bus starts empty after a restart): subscribe without after, and read the orders for their current state",
+        );
+      return found.streamSeq;
+    }
     if (Date.now() > deadline)
       throw new Error(`event ${eventId} still unpublished after ${publishWaitMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** What a resuming client has seen of an order: its last change published at or before the position. */
+function statusAt(ctx: Context): StatusAt {
+  return async (orderId, sequence) => {
+    const [last] = await ctx.database.db
+      .select({ payload: orderEvents.payload })
+      .from(orderEvents)
+      .where(
+        and(
+          eq(orderEvents.orderId, orderId),
+          eq(orderEvents.type, orderStateChanged),
+          lte(orderEvents.streamSeq, sequence),
+        ),
+      )
+      .orderBy(desc(orderEvents.seq))
+      .limit(1);
+    return last?.payload.to as OrderStatus | undefined;
+  };
 }
 
 builder.subscriptionField("orderStateChanged", (t) =>
@@ -75,7 +103,7 @@ builder.subscriptionField("orderStateChanged", (t) =>
       const after = args.after ?? ctx.lastEventId;
       if (after == null) return ctx.feed.subscribe(accept, caller.id);
       const position = await resumePosition(ctx, caller, after);
-      return ctx.feed.resume(position, accept, { orderId, callerId: caller.id });
+      return ctx.feed.resume(position, accept, { orderId, callerId: caller.id, statusAt: statusAt(ctx) });
     },
     resolve: (change) => change,
   }),
