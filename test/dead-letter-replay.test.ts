@@ -85,15 +85,22 @@ describe("replaying a dead letter", () => {
     await gqlData(url, ReplayDeadLetter, { id: a.id }, admin);
 
     // One replay of the event serves every consumer that gave up on it.
-    await eventually(async () => (await audited("audit-a", eventId)) === 1 && (await audited("audit-b", eventId)) === 1, {
-      what: "both audit stores",
-    });
-    expect((await gqlData(url, DeadLetters, {}, admin)).deadLetters.filter((d) => d.orderId === order.id)).toEqual([]);
+    await eventually(
+      async () => (await audited("audit-a", eventId)) === 1 && (await audited("audit-b", eventId)) === 1,
+      {
+        what: "both audit stores",
+      },
+    );
+    expect(
+      (await gqlData(url, DeadLetters, {}, admin)).deadLetters.filter((d) => d.orderId === order.id),
+    ).toEqual([]);
 
     // The consumer that had handled it acks the replay without work: no handler call, no inbox transaction.
     await new Promise((r) => setTimeout(r, 500));
     expect(calls["audit-c"]).toBe(callsBefore);
     expect(await audited("audit-c", eventId)).toBe(1);
-    expect(await metric(/^orders_listener_deliveries_total\{listener="audit-c",outcome="duplicate"\} (\d+)/m)).toBeUndefined();
+    expect(
+      await metric(/^orders_listener_deliveries_total\{listener="audit-c",outcome="duplicate"\} (\d+)/m),
+    ).toBeUndefined();
   });
 });

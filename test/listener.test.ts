@@ -148,7 +148,12 @@ describe("the listener runner", () => {
       failedOnce.add(e.id);
       return true;
     });
-    const deps: ListenerDeps = { db: database.db, bus, logger, retry: { maxAttempts: 3, backoffMs: () => 20 } };
+    const deps: ListenerDeps = {
+      db: database.db,
+      bus,
+      logger,
+      retry: { maxAttempts: 3, backoffMs: () => 20 },
+    };
     const attempts: number[] = [];
     consumptions.push(
       await bus.consume({
@@ -172,7 +177,12 @@ describe("the listener runner", () => {
 
   it("gives up after the handler failed maxAttempts times, whatever the deliveries before", async () => {
     const listener = counting("failing", () => true);
-    const deps: ListenerDeps = { db: database.db, bus, logger, retry: { maxAttempts: 4, backoffMs: () => 10 } };
+    const deps: ListenerDeps = {
+      db: database.db,
+      bus,
+      logger,
+      retry: { maxAttempts: 4, backoffMs: () => 10 },
+    };
     const e = event("Something");
     // Delivered as the 9th time (earlier deliveries were restarts): the first failure is only the first.
     const outcomes = [];

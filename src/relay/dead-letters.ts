@@ -1,0 +1,125 @@
+import { and, eq, isNull, sql } from "drizzle-orm";
+import type { Db, Executor, Tx } from "../db/database.ts";
+import type { BusEvent } from "./bus.ts";
+import { deadLetters, listenerFailures, orderEvents, processedEvents } from "./tables.ts";
+
+export type FailureVerdict =
+  | { kind: "retry"; failures: number }
+  | { kind: "dead"; failures: number }
+  /** Nothing to give up on: handled meanwhile, or already waiting in dead_letters (an ack lost after giving up). */
+  | { kind: "settled" };
+
+/**
+ * Counts a failed try of the consumer at the event, in a transaction of its
+ * own (the handler's rolled back), and gives up once it has failed
+ * `maxAttempts` times: the dead letter replaces the count.
+ */
+export function recordFailure(
+  db: Db,
+  consumer: string,
+  event: BusEvent,
+  error: string,
+  maxAttempts: number,
+): Promise<FailureVerdict> {
+  return db.transaction(async (tx): Promise<FailureVerdict> => {
+    const mine = and(eq(deadLetters.consumer, consumer), eq(deadLetters.eventId, event.id));
+    const waiting = await tx
+      .select({ id: deadLetters.id })
+      .from(deadLetters)
+      .where(and(mine, isNull(deadLetters.replayedAt), isNull(deadLetters.settledAt)));
+    if (waiting.length > 0) return { kind: "settled" };
+    const [count] = await tx
+      .insert(listenerFailures)
+      .values({ consumer, eventId: event.id, failures: 1, lastError: error })
+      .onConflictDoUpdate({
+        target: [listenerFailures.consumer, listenerFailures.eventId],
+        set: { failures: sql`${listenerFailures.failures} + 1`, lastError: error, lastFailedAt: new Date() },
+      })
+      .returning({ failures: listenerFailures.failures });
+    const failures = count!.failures;
+    if (failures < maxAttempts) return { kind: "retry", failures };
+    await clearFailures(tx, consumer, event.id);
+    const handled = await tx
+      .select({ eventId: processedEvents.eventId })
+      .from(processedEvents)
+      .where(and(eq(processedEvents.consumer, consumer), eq(processedEvents.eventId, event.id)));
+    if (handled.length > 0) return { kind: "settled" };
+    // A replay that failed again ends its letter; the new one carries the new error.
+    await tx
+      .update(deadLetters)
+      .set({ settledAt: new Date() })
+      .where(and(mine, isNull(deadLetters.settledAt)));
+    await tx.insert(deadLetters).values({
+      consumer,
+      eventId: event.id,
+      eventType: event.type,
+      orderId: event.orderId,
+      event: event as unknown as Record<string, unknown>,
+      error,
+      attempts: failures,
+    });
+    return { kind: "dead", failures };
+  });
+}
+
+/** The consumer has handled the event: its failures are forgotten and its dead letters of it settled. */
+export async function settle(tx: Tx, consumer: string, eventId: string): Promise<void> {
+  await clearFailures(tx, consumer, eventId);
+  await tx
+    .update(deadLetters)
+    .set({ settledAt: new Date() })
+    .where(
+      and(
+        eq(deadLetters.consumer, consumer),
+        eq(deadLetters.eventId, eventId),
+        isNull(deadLetters.settledAt),
+      ),
+    );
+}
+
+async function clearFailures(tx: Tx, consumer: string, eventId: string): Promise<void> {
+  await tx
+    .delete(listenerFailures)
+    .where(and(eq(listenerFailures.consumer, consumer), eq(listenerFailures.eventId, eventId)));
+}
+
+/**
+ * Marks replayed every waiting dead letter of the event, whichever consumer
+ * gave up on it, and answers the publication that replays it to those
+ * consumers only. Undefined when the event is no longer in the outbox. Runs in
+ * the caller's transaction, which publishes it before committing.
+ */
+export async function replayEvent(tx: Tx, eventId: string): Promise<BusEvent | undefined> {
+  // One replay of an event at a time: two admins replaying two of its letters would otherwise deadlock.
+  const [row] = await tx
+    .update(orderEvents)
+    .set({ replays: sql`${orderEvents.replays} + 1` })
+    .where(eq(orderEvents.id, eventId))
+    .returning();
+  if (!row) return undefined;
+  const letters = await tx
+    .update(deadLetters)
+    .set({ replayedAt: new Date() })
+    .where(
+      and(eq(deadLetters.eventId, eventId), isNull(deadLetters.replayedAt), isNull(deadLetters.settledAt)),
+    )
+    .returning({ consumer: deadLetters.consumer });
+  return {
+    id: row.id,
+    type: row.type,
+    orderId: row.orderId,
+    occurredAt: row.occurredAt.toISOString(),
+    payload: row.payload,
+    replay: row.replays,
+    replayFor: [...new Set(letters.map((l) => l.consumer))].sort(),
+  };
+}
+
+/** Dead letters no consumer is done with yet: the /metrics gauge operators alert on. */
+export async function countWaitingDeadLetters(db: Executor): Promise<number> {
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(deadLetters)
+    .where(isNull(deadLetters.settledAt));
+  return row?.n ?? 0;
+}
