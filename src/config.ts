@@ -20,6 +20,8 @@ export interface Config {
   /** The notifier's wait after a failed send, doubled for each further failure (at most 10 min). */
   notifierRetryMs: number;
   modulesRequiredForCompletion: string[];
+  /** How often the orders role looks for orders that should have moved and did not. Default 30 s. */
+  completionSweepMs: number;
   /** "all", or the roles this process runs (checked against the module list at start). */
   roles: "all" | Set<string>;
   logLevel: string;
@@ -54,6 +56,11 @@ export function readConfig(env: Env = process.env): Config {
   const notifierRetryMs = Number(env.NOTIFIER_RETRY_MS ?? 1000);
   if (!Number.isInteger(notifierRetryMs) || notifierRetryMs < 1)
     throw new Error(`NOTIFIER_RETRY_MS: "${env.NOTIFIER_RETRY_MS}" is not a positive number of milliseconds`);
+  const completionSweepMs = Number(env.COMPLETION_SWEEP_MS ?? 30_000);
+  if (!Number.isInteger(completionSweepMs) || completionSweepMs < 1)
+    throw new Error(
+      `COMPLETION_SWEEP_MS: "${env.COMPLETION_SWEEP_MS}" is not a positive number of milliseconds`,
+    );
   return {
     port,
     databaseUrl: env.DATABASE_URL || undefined,
@@ -68,6 +75,7 @@ export function readConfig(env: Env = process.env): Config {
       env.MODULES_REQUIRED_FOR_COMPLETION,
       "finance,logistics,travelium,subscription",
     ),
+    completionSweepMs,
     roles,
     logLevel: env.LOG_LEVEL ?? "info",
     production: env.NODE_ENV === "production",

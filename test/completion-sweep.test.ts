@@ -5,6 +5,12 @@ import { sagaClient } from "./support/saga.ts";
 import { gqlData, tokens, useTestService } from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
 
+const OrderDeadLetters = graphql(`
+  query OrderDeadLetters($id: ID!) {
+    order(id: $id) { id deadLetters { consumer eventType error attempts replayedAt settledAt } }
+  }
+`);
+
 const DeadLetters = graphql(`
   query DeadLetters($consumer: String) {
     deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }
@@ -50,6 +56,14 @@ describe("the completion sweep", () => {
     );
     expect(letter.eventType).toBe("InvoicePaid");
     expect((await saga.read(order.id)).status).toBe("FULFILLING");
+    const [onOrder] = (await gqlData(url, OrderDeadLetters, { id: order.id }, admin)).order!.deadLetters;
+    expect(onOrder).toMatchObject({
+      consumer: "orders",
+      eventType: "InvoicePaid",
+      attempts: 2,
+      settledAt: null,
+    });
+    expect(onOrder!.error).toContain("completion blocked");
 
     // The fault is gone; nobody replays the dead letter, and the order still completes.
     await db.execute(sql`delete from blocked_orders`);

@@ -4,12 +4,24 @@ import { query } from "../src/db/database.ts";
 import type { Listener } from "../src/relay/listener.ts";
 import { graphql } from "./generated/index.ts";
 import { sagaClient } from "./support/saga.ts";
-import { gqlData, tokens, useTestService } from "./support/service.ts";
+import { errorCode, gql, gqlData, tokens, useTestService } from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
 
 const DeadLetters = graphql(`
   query DeadLetters($consumer: String) {
     deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }
+  }
+`);
+
+const AllDeadLetters = graphql(`
+  query AllDeadLetters {
+    deadLetters(includeReplayed: true) { id consumer eventId orderId replayedAt settledAt }
+  }
+`);
+
+const OrderDeadLetters = graphql(`
+  query OrderDeadLetters($id: ID!) {
+    order(id: $id) { id deadLetters { consumer eventType error attempts replayedAt settledAt } }
   }
 `);
 
@@ -80,6 +92,19 @@ describe("replaying a dead letter", () => {
     expect(await audited("audit-c", eventId)).toBe(1);
     const callsBefore = calls["audit-c"];
 
+    // Loud: on the order, for admins only, and on /metrics.
+    const stuck = (await gqlData(url, OrderDeadLetters, { id: order.id }, admin)).order!.deadLetters;
+    expect(stuck.map((d) => [d.consumer, d.eventType, d.attempts, d.replayedAt, d.settledAt]).sort()).toEqual(
+      [
+        ["audit-a", "OrderStateChanged", 2, null, null],
+        ["audit-b", "OrderStateChanged", 2, null, null],
+      ],
+    );
+    expect(errorCode(await gql(url, OrderDeadLetters, { id: order.id }, await tokens.customer()))).toBe(
+      "FORBIDDEN",
+    );
+    expect(await metric(/^orders_dead_letters_waiting (\d+)/m)).toBe(2);
+
     down = false;
     const a = letters.find((d) => d.consumer === "audit-a")!;
     await gqlData(url, ReplayDeadLetter, { id: a.id }, admin);
@@ -94,6 +119,23 @@ describe("replaying a dead letter", () => {
     expect(
       (await gqlData(url, DeadLetters, {}, admin)).deadLetters.filter((d) => d.orderId === order.id),
     ).toEqual([]);
+
+    // Each letter is settled once its listener has handled the replay.
+    const settled = await eventually(
+      async () => {
+        const mine = (await gqlData(url, AllDeadLetters, {}, admin)).deadLetters.filter(
+          (d) => d.orderId === order.id,
+        );
+        return mine.every((d) => d.settledAt !== null) ? mine : undefined;
+      },
+      { what: "both letters settled" },
+    );
+    expect(settled).toHaveLength(2);
+    for (const d of settled) expect(d.replayedAt).not.toBeNull();
+    expect((await gqlData(url, OrderDeadLetters, { id: order.id }, admin)).order!.deadLetters).toEqual([]);
+    expect(await metric(/^orders_dead_letters_waiting (\d+)/m)).toBe(0);
+    const b = settled.find((d) => d.consumer === "audit-b")!;
+    expect(errorCode(await gql(url, ReplayDeadLetter, { id: b.id }, admin))).toBe("INVALID_TRANSITION");
 
     // The consumer that had handled it acks the replay without work: no handler call, no inbox transaction.
     await new Promise((r) => setTimeout(r, 500));

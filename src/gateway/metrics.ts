@@ -30,8 +30,25 @@ export function createMetrics() {
       this.set(liveSubscriptions());
     },
   });
+  let waitingDeadLetters: () => Promise<number> = async () => 0;
+  new Gauge({
+    name: "orders_dead_letters_waiting",
+    help: "Dead letters no listener is done with yet (not settled: waiting, or replayed and not handled yet); the same count in every process",
+    registers: [registry],
+    async collect() {
+      try {
+        this.set(await waitingDeadLetters());
+      } catch {
+        // The database does not answer: the last count stands, and /readyz says why.
+      }
+    },
+  });
   return {
     contentType: registry.contentType,
+    /** Where the dead-letter gauge reads its count; the database knows it. */
+    countWaitingDeadLetters(count: () => Promise<number>) {
+      waitingDeadLetters = count;
+    },
     /** Where the gauge above reads its value; the gateway's feed knows it. */
     countLiveSubscriptions(count: () => number) {
       liveSubscriptions = count;

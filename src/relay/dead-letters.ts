@@ -3,6 +3,8 @@ import type { Db, Executor, Tx } from "../db/database.ts";
 import type { BusEvent } from "./bus.ts";
 import { deadLetters, listenerFailures, orderEvents, processedEvents } from "./tables.ts";
 
+export type DeadLetterRow = typeof deadLetters.$inferSelect;
+
 export type FailureVerdict =
   | { kind: "retry"; failures: number }
   | { kind: "dead"; failures: number }
@@ -83,36 +85,57 @@ async function clearFailures(tx: Tx, consumer: string, eventId: string): Promise
     .where(and(eq(listenerFailures.consumer, consumer), eq(listenerFailures.eventId, eventId)));
 }
 
+export type Replay =
+  | { kind: "published"; event: BusEvent; letter: DeadLetterRow }
+  | { kind: "replayed" }
+  | { kind: "settled" }
+  | { kind: "not-found" };
+
 /**
- * Marks replayed every waiting dead letter of the event, whichever consumer
- * gave up on it, and answers the publication that replays it to those
- * consumers only. Undefined when the event is no longer in the outbox. Runs in
- * the caller's transaction, which publishes it before committing.
+ * Replays the event of a waiting dead letter: marks replayed every waiting
+ * dead letter of that event, whichever consumer gave up on it, and hands the
+ * publication (for those consumers only) to `publish`, inside the
+ * transaction, so a failed publish leaves them waiting.
  */
-export async function replayEvent(tx: Tx, eventId: string): Promise<BusEvent | undefined> {
-  // One replay of an event at a time: two admins replaying two of its letters would otherwise deadlock.
-  const [row] = await tx
-    .update(orderEvents)
-    .set({ replays: sql`${orderEvents.replays} + 1` })
-    .where(eq(orderEvents.id, eventId))
-    .returning();
-  if (!row) return undefined;
-  const letters = await tx
-    .update(deadLetters)
-    .set({ replayedAt: new Date() })
-    .where(
-      and(eq(deadLetters.eventId, eventId), isNull(deadLetters.replayedAt), isNull(deadLetters.settledAt)),
-    )
-    .returning({ consumer: deadLetters.consumer });
-  return {
-    id: row.id,
-    type: row.type,
-    orderId: row.orderId,
-    occurredAt: row.occurredAt.toISOString(),
-    payload: row.payload,
-    replay: row.replays,
-    replayFor: [...new Set(letters.map((l) => l.consumer))].sort(),
-  };
+export function replayDeadLetter(
+  db: Db,
+  id: number,
+  publish: (event: BusEvent) => Promise<unknown>,
+): Promise<Replay> {
+  return db.transaction(async (tx): Promise<Replay> => {
+    const [found] = await tx.select().from(deadLetters).where(eq(deadLetters.id, id));
+    if (!found) return { kind: "not-found" };
+    // The event's row first: replays of one event queue here, so two admins replaying two of its
+    // letters at once cannot deadlock on the letters.
+    const [row] = await tx
+      .update(orderEvents)
+      .set({ replays: sql`${orderEvents.replays} + 1` })
+      .where(eq(orderEvents.id, found.eventId))
+      .returning();
+    if (!row) return { kind: "not-found" };
+    const [letter] = await tx.select().from(deadLetters).where(eq(deadLetters.id, id)).for("update");
+    if (letter!.replayedAt) return { kind: "replayed" };
+    if (letter!.settledAt) return { kind: "settled" };
+    const now = new Date();
+    const letters = await tx
+      .update(deadLetters)
+      .set({ replayedAt: now })
+      .where(
+        and(eq(deadLetters.eventId, row.id), isNull(deadLetters.replayedAt), isNull(deadLetters.settledAt)),
+      )
+      .returning({ consumer: deadLetters.consumer });
+    const event: BusEvent = {
+      id: row.id,
+      type: row.type,
+      orderId: row.orderId,
+      occurredAt: row.occurredAt.toISOString(),
+      payload: row.payload,
+      replay: row.replays,
+      replayFor: [...new Set(letters.map((l) => l.consumer))].sort(),
+    };
+    await publish(event);
+    return { kind: "published", event, letter: { ...letter!, replayedAt: now } };
+  });
 }
 
 /** Dead letters no consumer is done with yet: the /metrics gauge operators alert on. */

@@ -71,7 +71,7 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
     deps.onHandled?.(listener.name, event, applied ? "applied" : "duplicate");
     return { kind: "done" };
   } catch (error) {
-    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const message = describe(error);
     const log = {
       listener: listener.name,
       eventId: event.id,
@@ -103,6 +103,13 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
     }
     return { kind: "done" };
   }
+}
+
+/** The error and its causes: the query builder wraps the database's own message, the one an operator needs. */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const text = `${error.name}: ${error.message}`;
+  return error.cause === undefined ? text : `${text}; cause: ${describe(error.cause)}`;
 }
 
 export function runListener(deps: ListenerDeps, listener: Listener): Promise<Consumption> {

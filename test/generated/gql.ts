@@ -14,7 +14,9 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
  * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
  */
 type Documents = {
+    "\n  query OrderDeadLetters($id: ID!) {\n    order(id: $id) { id deadLetters { consumer eventType error attempts replayedAt settledAt } }\n  }\n": typeof types.OrderDeadLettersDocument,
     "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n": typeof types.DeadLettersDocument,
+    "\n  query AllDeadLetters {\n    deadLetters(includeReplayed: true) { id consumer eventId orderId replayedAt settledAt }\n  }\n": typeof types.AllDeadLettersDocument,
     "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n": typeof types.ReplayDeadLetterDocument,
     "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n": typeof types.PlaceOrderDocument,
     "\n  mutation ConfirmPayment($input: ConfirmPaymentInput!) {\n    confirmPayment(input: $input) { eventId order { id status } }\n  }\n": typeof types.ConfirmPaymentDocument,
@@ -30,7 +32,9 @@ type Documents = {
     "\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      completion { waitingFor complete }\n      nextStatuses\n      events { type }\n    }\n  }\n": typeof types.OrderSagaDocument,
 };
 const documents: Documents = {
+    "\n  query OrderDeadLetters($id: ID!) {\n    order(id: $id) { id deadLetters { consumer eventType error attempts replayedAt settledAt } }\n  }\n": types.OrderDeadLettersDocument,
     "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n": types.DeadLettersDocument,
+    "\n  query AllDeadLetters {\n    deadLetters(includeReplayed: true) { id consumer eventId orderId replayedAt settledAt }\n  }\n": types.AllDeadLettersDocument,
     "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n": types.ReplayDeadLetterDocument,
     "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n": types.PlaceOrderDocument,
     "\n  mutation ConfirmPayment($input: ConfirmPaymentInput!) {\n    confirmPayment(input: $input) { eventId order { id status } }\n  }\n": types.ConfirmPaymentDocument,
@@ -63,7 +67,15 @@ export function graphql(source: string): unknown;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
+export function graphql(source: "\n  query OrderDeadLetters($id: ID!) {\n    order(id: $id) { id deadLetters { consumer eventType error attempts replayedAt settledAt } }\n  }\n"): (typeof documents)["\n  query OrderDeadLetters($id: ID!) {\n    order(id: $id) { id deadLetters { consumer eventType error attempts replayedAt settledAt } }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
 export function graphql(source: "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n"): (typeof documents)["\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AllDeadLetters {\n    deadLetters(includeReplayed: true) { id consumer eventId orderId replayedAt settledAt }\n  }\n"): (typeof documents)["\n  query AllDeadLetters {\n    deadLetters(includeReplayed: true) { id consumer eventId orderId replayedAt settledAt }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
