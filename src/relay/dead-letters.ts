@@ -87,13 +87,12 @@ async function clearFailures(tx: Tx, consumer: string, eventId: string): Promise
 
 export type Replay =
   | { kind: "published"; event: BusEvent; letter: DeadLetterRow }
-  | { kind: "replayed" }
   | { kind: "settled" }
   | { kind: "not-found" };
 
 /**
- * Replays the event of a waiting dead letter: marks replayed every waiting
- * dead letter of that event, whichever consumer gave up on it, and hands the
+ * Replays the event of a dead letter not settled yet: marks replayed every
+ * such dead letter of that event, whichever consumer gave up on it, and hands the
  * publication (for those consumers only) to `publish`, inside the
  * transaction, so a failed publish leaves them waiting.
  */
@@ -114,15 +113,14 @@ export function replayDeadLetter(
       .returning();
     if (!row) return { kind: "not-found" };
     const [letter] = await tx.select().from(deadLetters).where(eq(deadLetters.id, id)).for("update");
-    if (letter!.replayedAt) return { kind: "replayed" };
     if (letter!.settledAt) return { kind: "settled" };
     const now = new Date();
+    // Replayed ones not settled yet too: a replay that was lost (an in-process bus restarted before
+    // handling it) can be replayed again. A consumer that handled it meanwhile finds its inbox row.
     const letters = await tx
       .update(deadLetters)
       .set({ replayedAt: now })
-      .where(
-        and(eq(deadLetters.eventId, row.id), isNull(deadLetters.replayedAt), isNull(deadLetters.settledAt)),
-      )
+      .where(and(eq(deadLetters.eventId, row.id), isNull(deadLetters.settledAt)))
       .returning({ consumer: deadLetters.consumer });
     const event: BusEvent = {
       id: row.id,

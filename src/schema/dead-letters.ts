@@ -91,9 +91,11 @@ builder.mutationField("replayDeadLetter", (t) =>
   t.field({
     type: DeadLetterRef,
     description: [
-      "Admin. Publishes the event again, to the listeners that gave up on it only: every waiting dead",
-      "letter of that event, whichever listener it is of, is marked replayed, and each is settled once",
-      "its listener has handled the replay. Every other listener acknowledges it without work.",
+      "Admin. Publishes the event again, to the listeners that gave up on it only: every dead letter",
+      "of that event not settled yet, whichever listener it is of, is marked replayed, and each is",
+      "settled once its listener has handled the replay. Every other listener acknowledges it without",
+      "work. A settled dead letter is INVALID_TRANSITION; a replayed one not settled yet (its replay",
+      "was lost, or fails again) may be replayed again.",
     ].join(" "),
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx) => {
@@ -101,12 +103,10 @@ builder.mutationField("replayDeadLetter", (t) =>
       if (!/^\d{1,18}$/.test(id)) refuse("NOT_FOUND", "no such dead letter");
       const replay = await replayDeadLetter(ctx.database.db, Number(id), (event) => ctx.bus.publish([event]));
       if (replay.kind === "not-found") return refuse("NOT_FOUND", "no such dead letter");
-      if (replay.kind === "replayed")
-        return refuse("INVALID_TRANSITION", "this dead letter was replayed already");
       if (replay.kind === "settled")
         return refuse(
           "INVALID_TRANSITION",
-          "this dead letter is settled: its listener has handled the event",
+          "this dead letter is settled: its listener is done with the event",
         );
       const { event } = replay;
       ctx.logger.info(
