@@ -6,7 +6,7 @@ import { createLogger } from "../src/log.ts";
 import type { BusEvent, Consumption } from "../src/relay/bus.ts";
 import { JetStreamBus } from "../src/relay/jetstream-bus.ts";
 import { deliver, type Listener, type ListenerDeps } from "../src/relay/listener.ts";
-import { deadLetters, processedEvents } from "../src/relay/tables.ts";
+import { deadLetters, listenerFailures, processedEvents } from "../src/relay/tables.ts";
 import { createTestDatabase, natsUrl, testPrefix } from "./support/database.ts";
 import { deleteStream } from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
@@ -192,6 +192,37 @@ describe("the listener runner", () => {
     const [dead] = await database.db.select().from(deadLetters).where(eq(deadLetters.eventId, e.id));
     expect(dead).toMatchObject({ consumer: "failing", attempts: 4 });
     expect(dead!.error).toContain("cannot handle Something");
+  });
+
+  it("after giving up, a redelivery (a lost ack) adds no second dead letter, and handling the event settles it", async () => {
+    let broken = true;
+    const listener = counting("lost-dead-ack", () => broken);
+    const deps: ListenerDeps = {
+      db: database.db,
+      bus,
+      logger,
+      retry: { maxAttempts: 2, backoffMs: () => 10 },
+    };
+    const e = event("Something");
+    const letters = () => database.db.select().from(deadLetters).where(eq(deadLetters.eventId, e.id));
+    for (let attempt = 1; attempt <= 2; attempt++)
+      await deliver(deps, listener, { event: e, attempt, sequence: 1 });
+    expect(await letters()).toHaveLength(1);
+
+    expect(await deliver(deps, listener, { event: e, attempt: 3, sequence: 1 })).toEqual({ kind: "done" });
+    expect(await letters()).toHaveLength(1);
+
+    broken = false;
+    await deliver(deps, listener, { event: e, attempt: 4, sequence: 1 });
+    expect(await effects("lost-dead-ack", e.id)).toBe(1);
+    const [letter] = await letters();
+    expect(letter!.settledAt).not.toBeNull();
+    expect(letter!.replayedAt).toBeNull();
+    const counts = await database.db
+      .select()
+      .from(listenerFailures)
+      .where(eq(listenerFailures.eventId, e.id));
+    expect(counts).toEqual([]);
   });
 
   it("acknowledges events it does not handle without a transaction or an inbox row", async () => {
