@@ -22,6 +22,8 @@ export interface Config {
   /** The notifier's wait after a failed send, doubled for each further failure (at most 10 min). */
   notifierRetryMs: number;
   modulesRequiredForCompletion: string[];
+  /** How often the orders role looks for orders that should have moved and did not. Default 30 s. */
+  completionSweepMs: number;
   /** "all", or the roles this process runs (checked against the module list at start). */
   roles: "all" | Set<string>;
   logLevel: string;
@@ -61,6 +63,11 @@ export function readConfig(env: Env = process.env): Config {
     throw new Error(
       `NATS_DUPLICATE_WINDOW_MS: "${env.NATS_DUPLICATE_WINDOW_MS}" is not a number of milliseconds (100 or more)`,
     );
+  const completionSweepMs = Number(env.COMPLETION_SWEEP_MS ?? 30_000);
+  if (!Number.isInteger(completionSweepMs) || completionSweepMs < 1)
+    throw new Error(
+      `COMPLETION_SWEEP_MS: "${env.COMPLETION_SWEEP_MS}" is not a positive number of milliseconds`,
+    );
   return {
     port,
     databaseUrl: env.DATABASE_URL || undefined,
@@ -76,6 +83,7 @@ export function readConfig(env: Env = process.env): Config {
       env.MODULES_REQUIRED_FOR_COMPLETION,
       "finance,logistics,travelium,subscription",
     ),
+    completionSweepMs,
     roles,
     logLevel: env.LOG_LEVEL ?? "info",
     production: env.NODE_ENV === "production",

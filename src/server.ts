@@ -13,6 +13,7 @@ import type { Logger } from "./log.ts";
 import { modules as defaultModules } from "./modules/index.ts";
 import { createNotifier } from "./modules/notifier/index.ts";
 import type { Bus, Consumption } from "./relay/bus.ts";
+import { countWaitingDeadLetters } from "./relay/dead-letters.ts";
 import { InProcessBus } from "./relay/in-process-bus.ts";
 import { JetStreamBus } from "./relay/jetstream-bus.ts";
 import { type Listener, type RetryPolicy, runListener } from "./relay/listener.ts";
@@ -20,6 +21,7 @@ import { republishUnhandled } from "./relay/recover.ts";
 import { countParked, Relay } from "./relay/relay.ts";
 import { createVerifier } from "./schema/auth.ts";
 import { OrderFeed } from "./schema/order-feed.ts";
+import { CompletionSweep } from "./statemachine/completion-sweep.ts";
 import type { ModuleDefinition } from "./statemachine/module.ts";
 import { moduleListener } from "./statemachine/module-listener.ts";
 import { ordersListener } from "./statemachine/orders-listener.ts";
@@ -58,6 +60,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const metrics = createMetrics();
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, logger });
+  metrics.countWaitingDeadLetters(() => countWaitingDeadLetters(database.db));
   const bus: Bus = config.natsUrl
     ? new JetStreamBus({
         url: config.natsUrl,
@@ -105,6 +108,16 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   stops.push(async () => {
     await Promise.all(consumptions.map((c) => c.stop()));
   });
+  if (has("orders")) {
+    const sweep = new CompletionSweep({
+      db: database.db,
+      modules,
+      logger,
+      intervalMs: config.completionSweepMs,
+    });
+    sweep.start();
+    stops.push(() => sweep.stop());
+  }
   if (notifier) {
     await notifier.sender.start();
     // After the listeners; finishes the email in flight, before the database closes.

@@ -6,7 +6,7 @@ import { createLogger } from "../src/log.ts";
 import type { BusEvent, Consumption } from "../src/relay/bus.ts";
 import { JetStreamBus } from "../src/relay/jetstream-bus.ts";
 import { deliver, type Listener, type ListenerDeps } from "../src/relay/listener.ts";
-import { deadLetters, processedEvents } from "../src/relay/tables.ts";
+import { deadLetters, listenerFailures, processedEvents } from "../src/relay/tables.ts";
 import { createTestDatabase, natsUrl, testPrefix } from "./support/database.ts";
 import { deleteStream } from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
@@ -138,6 +138,91 @@ describe("the listener runner", () => {
       .from(processedEvents)
       .where(and(eq(processedEvents.consumer, "poison"), eq(processedEvents.eventId, poison.id)));
     expect(inbox).toHaveLength(0);
+  });
+
+  it("counts failed tries only: redeliveries from deploys do not use the tries up", async () => {
+    const failedOnce = new Set<string>();
+    // Healthy, but its first try meets a passing fault (a serialization failure, a deadlock).
+    const listener = counting("restarts", (e) => {
+      if (failedOnce.has(e.id)) return false;
+      failedOnce.add(e.id);
+      return true;
+    });
+    const deps: ListenerDeps = {
+      db: database.db,
+      bus,
+      logger,
+      retry: { maxAttempts: 3, backoffMs: () => 20 },
+    };
+    const attempts: number[] = [];
+    consumptions.push(
+      await bus.consume({
+        name: "restarts",
+        handle: async (delivery) => {
+          attempts.push(delivery.attempt);
+          // As a deploy does five times over: the process took the event and was stopped before it ran
+          // the handler, so the bus got it back (a nak on stop, or ack_wait after a kill).
+          if (delivery.attempt <= 5) return { kind: "retry", delayMs: 10 };
+          return deliver(deps, listener, delivery);
+        },
+      }),
+    );
+    const e = event("Something");
+    await bus.publish([e]);
+    await eventually(async () => (await effects("restarts", e.id)) === 1, { what: "the event handled" });
+    expect(attempts.at(-1)).toBeGreaterThan(deps.retry!.maxAttempts);
+    const dead = await database.db.select().from(deadLetters).where(eq(deadLetters.eventId, e.id));
+    expect(dead).toEqual([]);
+  });
+
+  it("gives up after the handler failed maxAttempts times, whatever the deliveries before", async () => {
+    const listener = counting("failing", () => true);
+    const deps: ListenerDeps = {
+      db: database.db,
+      bus,
+      logger,
+      retry: { maxAttempts: 4, backoffMs: () => 10 },
+    };
+    const e = event("Something");
+    // Delivered as the 9th time (earlier deliveries were restarts): the first failure is only the first.
+    const outcomes = [];
+    for (let attempt = 9; attempt < 13; attempt++)
+      outcomes.push((await deliver(deps, listener, { event: e, attempt, sequence: 1 })).kind);
+    expect(outcomes).toEqual(["retry", "retry", "retry", "done"]);
+    const [dead] = await database.db.select().from(deadLetters).where(eq(deadLetters.eventId, e.id));
+    expect(dead).toMatchObject({ consumer: "failing", attempts: 4 });
+    expect(dead!.error).toContain("cannot handle Something");
+  });
+
+  it("after giving up, a redelivery (a lost ack) adds no second dead letter, and handling the event settles it", async () => {
+    let broken = true;
+    const listener = counting("lost-dead-ack", () => broken);
+    const deps: ListenerDeps = {
+      db: database.db,
+      bus,
+      logger,
+      retry: { maxAttempts: 2, backoffMs: () => 10 },
+    };
+    const e = event("Something");
+    const letters = () => database.db.select().from(deadLetters).where(eq(deadLetters.eventId, e.id));
+    for (let attempt = 1; attempt <= 2; attempt++)
+      await deliver(deps, listener, { event: e, attempt, sequence: 1 });
+    expect(await letters()).toHaveLength(1);
+
+    expect(await deliver(deps, listener, { event: e, attempt: 3, sequence: 1 })).toEqual({ kind: "done" });
+    expect(await letters()).toHaveLength(1);
+
+    broken = false;
+    await deliver(deps, listener, { event: e, attempt: 4, sequence: 1 });
+    expect(await effects("lost-dead-ack", e.id)).toBe(1);
+    const [letter] = await letters();
+    expect(letter!.settledAt).not.toBeNull();
+    expect(letter!.replayedAt).toBeNull();
+    const counts = await database.db
+      .select()
+      .from(listenerFailures)
+      .where(eq(listenerFailures.eventId, e.id));
+    expect(counts).toEqual([]);
   });
 
   it("acknowledges events it does not handle without a transaction or an inbox row", async () => {

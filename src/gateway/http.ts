@@ -31,7 +31,8 @@ export interface GatewayDeps extends Omit<Context, "auth"> {
 
 /** One server, one port: GraphQL over HTTP and SSE (yoga), over WebSocket (graphql-ws), and the probes. */
 export function createGateway(deps: GatewayDeps): { server: Server; close(): Promise<void> } {
-  const { bus, verify, metrics, options, ...services } = deps;
+  const { verify, metrics, options, ...services } = deps;
+  const { bus } = deps;
   const trusted = options.trustedDocuments ? loadTrustedDocuments(options.trustedDocuments) : undefined;
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema: schemaFor(deps.modules),

@@ -36,11 +36,32 @@ export function createMetrics() {
     help: "Outbox events the bus refused for good, held with the later events of their order until an admin republishes them",
     registers: [registry],
     async collect() {
-      this.set(await parkedEvents());
+      try {
+        this.set(await parkedEvents());
+      } catch {
+        // The database does not answer: the last count stands, and /readyz says why.
+      }
+    },
+  });
+  let waitingDeadLetters: () => Promise<number> = async () => 0;
+  new Gauge({
+    name: "orders_dead_letters_waiting",
+    help: "Dead letters no listener is done with yet (not settled: waiting, or replayed and not handled yet); the same count in every process",
+    registers: [registry],
+    async collect() {
+      try {
+        this.set(await waitingDeadLetters());
+      } catch {
+        // The database does not answer: the last count stands, and /readyz says why.
+      }
     },
   });
   return {
     contentType: registry.contentType,
+    /** Where the dead-letter gauge reads its count; the database knows it. */
+    countWaitingDeadLetters(count: () => Promise<number>) {
+      waitingDeadLetters = count;
+    },
     /** Where the gauge above reads its value; the gateway's feed knows it. */
     countLiveSubscriptions(count: () => number) {
       liveSubscriptions = count;

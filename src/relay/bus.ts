@@ -20,6 +20,11 @@ export interface BusEvent {
    * handled it find their inbox row; live feeds skip it.
    */
   replay?: number;
+  /**
+   * On a dead-letter replay: the consumers that gave up on the event. Every
+   * other consumer acknowledges it without work. Absent: every consumer.
+   */
+  replayFor?: string[];
 }
 
 /** The bus's duplicate-detection key: the event id, plus the replay for a deliberate re-publication. */

@@ -1,7 +1,8 @@
 import type { Db, Tx } from "../db/database.ts";
 import type { Logger } from "../log.ts";
 import type { Bus, BusEvent, Consumption, Delivery, Outcome } from "./bus.ts";
-import { deadLetters, processedEvents } from "./tables.ts";
+import { type FailureVerdict, recordFailure, settle } from "./dead-letters.ts";
+import { processedEvents } from "./tables.ts";
 
 /** A reaction to events, run by the runner below with at-least-once delivery and exactly-once effect. */
 export interface Listener {
@@ -14,9 +15,9 @@ export interface Listener {
 }
 
 export interface RetryPolicy {
-  /** Deliveries before the event goes to dead_letters. Default 6. */
+  /** Failed tries of the handler before the event goes to dead_letters. Default 6. */
   maxAttempts: number;
-  /** Wait before the next delivery after `attempt` failed. Default 250 ms × 4^(attempt−1), at most 60 s. */
+  /** Wait before the next try after the `attempt`-th failure. Default 250 ms × 4^(attempt−1), at most 60 s. */
   backoffMs(attempt: number): number;
 }
 
@@ -42,13 +43,20 @@ export interface ListenerDeps {
 /**
  * Handles one delivery: the inbox row and the listener's effect commit in one
  * transaction, so a redelivered event finds its inbox row and has no second
- * effect. A failure is retried with back-off; after the last try the event
- * goes to dead_letters and the stream moves on.
+ * effect. A failure is counted and retried with back-off; after the last try
+ * the event goes to dead_letters and the stream moves on. Only failures count:
+ * the bus's delivery count also grows when a process stops or dies holding
+ * the event, and deploys must not use an event's tries up.
  */
 export async function deliver(deps: ListenerDeps, listener: Listener, delivery: Delivery): Promise<Outcome> {
   const { event, attempt } = delivery;
   if (!listener.handles(event.type)) return { kind: "done" };
+  // A dead-letter replay is for the consumers that gave up on the event; the others have had it.
+  if (event.replayFor && !event.replayFor.includes(listener.name)) return { kind: "done" };
   const retry = deps.retry ?? defaultRetryPolicy;
+  // Only an event that came before, or a replay, can have failures or dead letters to settle:
+  // a first delivery skips the two statements.
+  const seenBefore = attempt > 1 || event.replay !== undefined;
   try {
     const applied = await deps.db.transaction(async (tx) => {
       const fresh = await tx
@@ -56,45 +64,52 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
         .values({ consumer: listener.name, eventId: event.id })
         .onConflictDoNothing()
         .returning({ eventId: processedEvents.eventId });
-      if (fresh.length === 0) return false;
-      await listener.handle(tx, event);
-      return true;
+      if (fresh.length > 0) await listener.handle(tx, event);
+      if (seenBefore) await settle(tx, listener.name, event.id);
+      return fresh.length > 0;
     });
     deps.onHandled?.(listener.name, event, applied ? "applied" : "duplicate");
     return { kind: "done" };
   } catch (error) {
-    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const message = describe(error);
     const log = {
       listener: listener.name,
       eventId: event.id,
       type: event.type,
       orderId: event.orderId,
-      attempt,
+      delivery: attempt,
     };
-    if (attempt < retry.maxAttempts) {
-      deps.logger.warn({ ...log, err: message }, "listener failed, will retry");
-      deps.onHandled?.(listener.name, event, "failed");
-      return { kind: "retry", delayMs: retry.backoffMs(attempt) };
-    }
+    let verdict: FailureVerdict;
     try {
-      await deps.db.insert(deadLetters).values({
-        consumer: listener.name,
-        eventId: event.id,
-        eventType: event.type,
-        orderId: event.orderId,
-        event: event as unknown as Record<string, unknown>,
-        error: message,
-        attempts: attempt,
-      });
-    } catch (deadLetterError) {
-      // Not recorded, so not given up on: keep it on the bus.
-      deps.logger.error({ ...log, err: String(deadLetterError) }, "cannot write dead letter, will retry");
-      return { kind: "retry", delayMs: retry.backoffMs(attempt) };
+      verdict = await recordFailure(deps.db, listener.name, event, message, retry.maxAttempts);
+    } catch (countError) {
+      // Not counted, so not given up on: a database that does not answer is no reason to.
+      deps.logger.warn({ ...log, err: message, countErr: String(countError) }, "listener failed, will retry");
+      deps.onHandled?.(listener.name, event, "failed");
+      // The deliveries so far stand in for the failures it could not count: the wait grows all the same.
+      return { kind: "retry", delayMs: retry.backoffMs(Math.min(attempt, retry.maxAttempts)) };
     }
-    deps.logger.error({ ...log, err: message }, "listener gave up; event is in dead_letters");
-    deps.onHandled?.(listener.name, event, "dead");
+    if (verdict.kind === "retry") {
+      deps.logger.warn({ ...log, attempt: verdict.failures, err: message }, "listener failed, will retry");
+      deps.onHandled?.(listener.name, event, "failed");
+      return { kind: "retry", delayMs: retry.backoffMs(verdict.failures) };
+    }
+    if (verdict.kind === "dead") {
+      deps.logger.error(
+        { ...log, attempt: verdict.failures, err: message },
+        "listener gave up; event is in dead_letters",
+      );
+      deps.onHandled?.(listener.name, event, "dead");
+    }
     return { kind: "done" };
   }
+}
+
+/** The error and its causes: the query builder wraps the database's own message, the one an operator needs. */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const text = `${error.name}: ${error.message}`;
+  return error.cause === undefined ? text : `${text}; cause: ${describe(error.cause)}`;
 }
 
 export function runListener(deps: ListenerDeps, listener: Listener): Promise<Consumption> {

@@ -73,11 +73,39 @@ export const deadLetters = pgTable(
     orderId: uuid("order_id").notNull(),
     event: jsonb("event").$type<Record<string, unknown>>().notNull(),
     error: text("error").notNull(),
+    /** Failed tries of the handler (not deliveries: restarts and ack timeouts do not count). */
     attempts: integer("attempts").notNull(),
     failedAt: timestamp("failed_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     replayedAt: timestamp("replayed_at", { withTimezone: true, mode: "date" }),
+    /**
+     * When the consumer was done with the event after all: it handled it (a replay, or a
+     * redelivery), or gave up on its replay again (a newer dead letter). Null while it waits.
+     */
+    settledAt: timestamp("settled_at", { withTimezone: true, mode: "date" }),
   },
-  (t) => [index("dead_letters_consumer_event").on(t.consumer, t.eventId)],
+  (t) => [
+    index("dead_letters_consumer_event").on(t.consumer, t.eventId),
+    index("dead_letters_order").on(t.orderId),
+    index("dead_letters_waiting").on(t.id).where(sql`${t.settledAt} is null`),
+  ],
+);
+
+/**
+ * A handler's failed tries at an event, so far. Written in a transaction of
+ * its own when the handler fails, deleted when the consumer handles the event
+ * or gives up on it; the bus's delivery count also grows on restarts and ack
+ * timeouts, which are no failures.
+ */
+export const listenerFailures = pgTable(
+  "listener_failures",
+  {
+    consumer: text("consumer").notNull(),
+    eventId: uuid("event_id").notNull(),
+    failures: integer("failures").notNull(),
+    lastError: text("last_error").notNull(),
+    lastFailedAt: timestamp("last_failed_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.consumer, t.eventId] })],
 );
 
 export type OrderEventRow = typeof orderEvents.$inferSelect;

@@ -1,6 +1,7 @@
 import SchemaBuilder from "@pothos/core";
 import type { Database } from "../db/database.ts";
 import type { Logger } from "../log.ts";
+import type { Bus } from "../relay/bus.ts";
 import type { CommandDeps } from "../statemachine/commands.ts";
 import type { ModuleDefinition } from "../statemachine/module.ts";
 import type { Authentication } from "./auth.ts";
@@ -13,6 +14,8 @@ export interface Context {
   commands: CommandDeps;
   modules: readonly ModuleDefinition[];
   feed: OrderFeed;
+  /** For what an admin publishes by hand (a dead-letter replay); everything else goes through the outbox. */
+  bus: Bus;
   /** The SSE Last-Event-ID header: a browser's EventSource resumes with it as `after`. */
   lastEventId?: string;
   logger: Logger;

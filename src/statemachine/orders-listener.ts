@@ -1,8 +1,10 @@
+import type { Tx } from "../db/database.ts";
 import type { Listener } from "../relay/listener.ts";
 import { decideProgress } from "./decide.ts";
 import type { ModuleDefinition } from "./module.ts";
 import { moduleEventType, readModuleRow } from "./module-rows.ts";
-import { canMove } from "./states.ts";
+import { canMove, type OrderStatus } from "./states.ts";
+import type { OrderRow } from "./tables.ts";
 import { cancelTransition, lockOrder, transitionOrder } from "./transition.ts";
 
 /**
@@ -27,18 +29,35 @@ export function ordersListener(modules: readonly ModuleDefinition[]): Listener {
         });
         return;
       }
-      const rows = new Map<string, string>();
-      for (const name of order.involvedModules) {
-        const module = modules.find((m) => m.name === name);
-        const row = module && (await readModuleRow(tx, module, order.id));
-        if (row) rows.set(name, row.state);
-      }
-      let current = order;
-      for (const to of decideProgress(order.status, order.requiredModules, rows, modules)) {
-        const moved = await transitionOrder(tx, current, to);
-        if (!moved) return;
-        current = moved.order;
-      }
+      await advanceOrder(tx, order, modules);
     },
   };
+}
+
+/**
+ * Makes the shared-state moves the order's module rows call for, as they are
+ * now, on the order the caller has locked. Returns the states it moved to. The
+ * orders listener runs it on every module event, the completion sweep on the
+ * orders that event did not move.
+ */
+export async function advanceOrder(
+  tx: Tx,
+  order: OrderRow,
+  modules: readonly ModuleDefinition[],
+): Promise<OrderStatus[]> {
+  const rows = new Map<string, string>();
+  for (const name of order.involvedModules) {
+    const module = modules.find((m) => m.name === name);
+    const row = module && (await readModuleRow(tx, module, order.id));
+    if (row) rows.set(name, row.state);
+  }
+  const moves: OrderStatus[] = [];
+  let current = order;
+  for (const to of decideProgress(order.status, order.requiredModules, rows, modules)) {
+    const moved = await transitionOrder(tx, current, to);
+    if (!moved) break;
+    current = moved.order;
+    moves.push(to);
+  }
+  return moves;
 }

@@ -14,7 +14,9 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
  * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
  */
 type Documents = {
+    "\n  query OrderDeadLetters($id: ID!) {\n    order(id: $id) { id deadLetters { consumer eventType error attempts replayedAt settledAt } }\n  }\n": typeof types.OrderDeadLettersDocument,
     "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n": typeof types.DeadLettersDocument,
+    "\n  query AllDeadLetters {\n    deadLetters(includeReplayed: true) { id consumer eventId orderId replayedAt settledAt }\n  }\n": typeof types.AllDeadLettersDocument,
     "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n": typeof types.ReplayDeadLetterDocument,
     "\n  query ParkedEvents {\n    parkedEvents { id type orderId error payloadBytes parkedAt }\n  }\n": typeof types.ParkedEventsDocument,
     "\n  mutation RepublishParkedEvent($id: ID!) {\n    republishParkedEvent(id: $id)\n  }\n": typeof types.RepublishParkedEventDocument,
@@ -32,7 +34,9 @@ type Documents = {
     "\n  query OrderSaga($id: ID!) {\n    order(id: $id) {\n      id\n      status\n      requiredModules\n      cancellationReason\n      modules { module state }\n      completion { waitingFor complete }\n      nextStatuses\n      events { type }\n    }\n  }\n": typeof types.OrderSagaDocument,
 };
 const documents: Documents = {
+    "\n  query OrderDeadLetters($id: ID!) {\n    order(id: $id) { id deadLetters { consumer eventType error attempts replayedAt settledAt } }\n  }\n": types.OrderDeadLettersDocument,
     "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n": types.DeadLettersDocument,
+    "\n  query AllDeadLetters {\n    deadLetters(includeReplayed: true) { id consumer eventId orderId replayedAt settledAt }\n  }\n": types.AllDeadLettersDocument,
     "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n": types.ReplayDeadLetterDocument,
     "\n  query ParkedEvents {\n    parkedEvents { id type orderId error payloadBytes parkedAt }\n  }\n": types.ParkedEventsDocument,
     "\n  mutation RepublishParkedEvent($id: ID!) {\n    republishParkedEvent(id: $id)\n  }\n": types.RepublishParkedEventDocument,
@@ -67,7 +71,15 @@ export function graphql(source: string): unknown;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
+export function graphql(source: "\n  query OrderDeadLetters($id: ID!) {\n    order(id: $id) { id deadLetters { consumer eventType error attempts replayedAt settledAt } }\n  }\n"): (typeof documents)["\n  query OrderDeadLetters($id: ID!) {\n    order(id: $id) { id deadLetters { consumer eventType error attempts replayedAt settledAt } }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
 export function graphql(source: "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n"): (typeof documents)["\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AllDeadLetters {\n    deadLetters(includeReplayed: true) { id consumer eventId orderId replayedAt settledAt }\n  }\n"): (typeof documents)["\n  query AllDeadLetters {\n    deadLetters(includeReplayed: true) { id consumer eventId orderId replayedAt settledAt }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
