@@ -18,8 +18,8 @@ import { createSender, type Sender, type SenderOptions } from "./sender.ts";
 import { loadTemplates } from "./templates.ts";
 
 export interface NotifierOptions
-  extends Pick<SenderOptions, "retryMs" | "maxRetryMs" | "pollMs" | "claimMs" | "concurrency"> {
-  database: Pick<Database, "db" | "listen">;
+  extends Pick<SenderOptions, "retryMs" | "maxRetryMs" | "pollMs" | "concurrency" | "markRetryMs"> {
+  database: Pick<Database, "db" | "listen" | "session">;
   logger: Logger;
   mailFrom: string;
   /** Unset: each email is written to `dataDir/mail/order-<id>.<kind>.eml`. */

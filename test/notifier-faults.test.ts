@@ -1,0 +1,223 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { and, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Db } from "../src/db/database.ts";
+import { notifications } from "../src/modules/notifier/table.ts";
+import { createTestDatabase, natsUrl, testPrefix } from "./support/database.ts";
+import { sagaClient } from "./support/saga.ts";
+import { deleteStream, startTestService, type TestService } from "./support/service.ts";
+import { type SmtpTestServer, startSmtpServer } from "./support/smtp.ts";
+import { eventually } from "./support/wait.ts";
+
+const root = join(import.meta.dirname, "..");
+const mailFrom = "orders@shop.test";
+
+/** An SMTP server that accepts connections and never says a word: a send to it hangs until the client gives up. */
+async function startSilentSmtpServer() {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => {});
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `smtp://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => sockets.size,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** `npm start` with ROLES=notifier: a notifier in an OS process of its own, to be killed or paused. */
+class NotifierProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<unknown>;
+  output = "";
+
+  constructor(env: Record<string, string>) {
+    this.child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      cwd: root,
+      env: { ...process.env, ...env, ROLES: "notifier", PORT: "0", LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.exited = new Promise((resolve) => this.child.once("exit", resolve));
+    const keep = (chunk: Buffer) => {
+      this.output += chunk.toString();
+    };
+    this.child.stdout!.on("data", keep);
+    this.child.stderr!.on("data", keep);
+  }
+
+  started(): Promise<unknown> {
+    return eventually(
+      () => {
+        if (this.child.exitCode !== null) throw new Error(`exited: ${this.output}`);
+        return this.output.includes("probes and metrics on");
+      },
+      { what: "the notifier process to start", timeoutMs: 60_000 },
+    );
+  }
+
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+    await this.exited;
+  }
+}
+
+/**
+ * A notifier that dies or stalls mid-send, with real processes, PostgreSQL,
+ * JetStream and SMTP: its claim on a row ends with its database connection
+ * (another notifier sends within seconds), never while it lives.
+ */
+describe("the notifier's claims", () => {
+  const prefix = testPrefix();
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let smtp: SmtpTestServer;
+  let silent: Awaited<ReturnType<typeof startSilentSmtpServer>>;
+  let core: TestService;
+  let db: Db;
+  let saga: ReturnType<typeof sagaClient>;
+  const services: TestService[] = [];
+  const processes: NotifierProcess[] = [];
+
+  const startNotifier = async () => {
+    const service = await startTestService({
+      databaseUrl: database.url,
+      natsPrefix: prefix,
+      roles: "notifier",
+      env: { SMTP_URL: smtp.url, MAIL_FROM: mailFrom, NOTIFIER_RETRY_MS: "50" },
+    });
+    services.push(service);
+    return service;
+  };
+  const stopNotifier = async (service: TestService) => {
+    await service.stop();
+    services.splice(services.indexOf(service), 1);
+  };
+  /** A notifier process whose every send hangs on the silent server. */
+  const startHangingProcess = async () => {
+    const notifier = new NotifierProcess({
+      DATABASE_URL: database.url,
+      NATS_URL: natsUrl,
+      NATS_PREFIX: prefix,
+      JWT_SECRET: "test-secret-not-for-production",
+      DATA_DIR: mkdtempSync(join(tmpdir(), "notifier-process-")),
+      SMTP_URL: silent.url,
+      MAIL_FROM: mailFrom,
+    });
+    processes.push(notifier);
+    await notifier.started();
+    return notifier;
+  };
+  /** The order's confirmation row, once the process with this pid has claimed it. */
+  const claimedBy = (orderId: string, pid: number) =>
+    eventually(
+      async () => {
+        const [row] = await db
+          .select()
+          .from(notifications)
+          .where(and(eq(notifications.orderId, orderId), eq(notifications.kind, "confirmed")));
+        return row?.status === "pending" && row.claimedBy?.includes(`:${pid}:`) && row;
+      },
+      { what: `the confirmation of ${orderId} claimed by process ${pid}`, timeoutMs: 30_000 },
+    );
+  const mailsOf = (orderId: string) => smtp.forOrder(orderId).map((m) => m.kind);
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    smtp = await startSmtpServer();
+    silent = await startSilentSmtpServer();
+    core = await startTestService({
+      databaseUrl: database.url,
+      natsPrefix: prefix,
+      roles: "gateway,relay,orders,finance,logistics,travelium,subscription",
+    });
+    db = core.service.database.db;
+    saga = sagaClient(core.url!);
+  });
+
+  afterAll(async () => {
+    for (const p of processes) await p.kill();
+    for (const service of [...services].reverse()) await service.stop();
+    await core?.stop();
+    await smtp?.close();
+    await silent?.close();
+    await deleteStream(prefix);
+    await database?.drop();
+  });
+
+  it("sends the mail of a notifier killed mid-send within seconds, from another notifier", async () => {
+    const crashing = await startHangingProcess();
+    const order = await saga.placeAndConfirm(["EBOOK-1"]);
+    await claimedBy(order.id, crashing.child.pid!);
+    await eventually(() => silent.connections() > 0, { what: "the send to hang on the silent server" });
+
+    await crashing.kill();
+    const killedAt = Date.now();
+    await startNotifier();
+    await eventually(() => mailsOf(order.id).includes("confirmed"), {
+      what: "the confirmation, sent by the other notifier",
+      timeoutMs: 10_000,
+    });
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    // Its completion event may have been in the killed process's hands too: JetStream hands it on after ack_wait (30 s).
+    await eventually(() => mailsOf(order.id).length >= 2, {
+      what: "the completion email",
+      timeoutMs: 45_000,
+    });
+    expect(mailsOf(order.id)).toEqual(["confirmed", "completed"]);
+  });
+
+  it("leaves the mail of a paused notifier alone while it lives, and takes it over once it dies", async () => {
+    for (const service of [...services]) await stopNotifier(service);
+    const paused = await startHangingProcess();
+    const order = await saga.placeAndConfirm(["EBOOK-1"]);
+    const claim = await claimedBy(order.id, paused.child.pid!);
+    paused.child.kill("SIGSTOP");
+
+    // Another notifier beside it: the paused one's connection lives, and so does its claim.
+    await startNotifier();
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    expect(mailsOf(order.id)).toEqual([]);
+    const [row] = await db
+      .select()
+      .from(notifications)
+      .where(and(eq(notifications.orderId, order.id), eq(notifications.kind, "confirmed")));
+    expect(row).toMatchObject({ status: "pending", claimedBy: claim.claimedBy });
+
+    await paused.kill();
+    const killedAt = Date.now();
+    await eventually(() => mailsOf(order.id).includes("confirmed"), {
+      what: "the confirmation, sent by the other notifier",
+      timeoutMs: 10_000,
+    });
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+  });
+
+  it("never sends one mail twice while two notifiers run side by side", async () => {
+    while (services.length < 2) await startNotifier();
+    const orders = await Promise.all(Array.from({ length: 50 }, () => saga.placeAndConfirm(["EBOOK-1"])));
+    for (const order of orders)
+      await eventually(() => mailsOf(order.id).length >= 2, {
+        what: `both emails of ${order.id}`,
+        timeoutMs: 60_000,
+      });
+    // A moment for a second send of anything, were one coming.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+
+    const ids = new Set(orders.map((o) => o.id));
+    const received = smtp.received.filter((m) => ids.has(m.orderId)).map((m) => m.messageId);
+    expect(received).toHaveLength(100);
+    expect(new Set(received).size).toBe(100);
+    for (const order of orders) expect(mailsOf(order.id)).toEqual(["confirmed", "completed"]);
+  });
+});
