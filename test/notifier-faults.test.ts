@@ -1,12 +1,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { createServer, type Server, type Socket } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Db } from "../src/db/database.ts";
+import { type Database, type Db, openDatabase } from "../src/db/database.ts";
+import { createLogger } from "../src/log.ts";
+import { createMailer, type Mailer, notificationMessageId } from "../src/modules/notifier/mailer.ts";
+import { createSender } from "../src/modules/notifier/sender.ts";
 import { notifications } from "../src/modules/notifier/table.ts";
 import { createTestDatabase, natsUrl, testPrefix } from "./support/database.ts";
 import { sagaClient } from "./support/saga.ts";
@@ -219,5 +223,130 @@ describe("the notifier's claims", () => {
     expect(received).toHaveLength(100);
     expect(new Set(received).size).toBe(100);
     for (const order of orders) expect(mailsOf(order.id)).toEqual(["confirmed", "completed"]);
+  });
+});
+
+/** A TCP proxy to PostgreSQL that can cut every connection through it, and refuse new ones, for a while. */
+async function startDatabaseProxy(target: { host: string; port: number }) {
+  const sockets = new Set<Socket>();
+  let cut = false;
+  const server = createServer((client) => {
+    if (cut) return client.destroy();
+    const upstream = connect(target.port, target.host);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    cut() {
+      cut = true;
+      for (const socket of sockets) socket.destroy();
+    },
+    restore() {
+      cut = false;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe("the notifier's marking", () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let proxy: Awaited<ReturnType<typeof startDatabaseProxy>>;
+  let smtp: SmtpTestServer;
+  let direct: Database;
+  let throughProxy: Database;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const url = new URL(database.url);
+    proxy = await startDatabaseProxy({ host: url.hostname, port: Number(url.port || 5432) });
+    smtp = await startSmtpServer();
+    const dataDir = mkdtempSync(join(tmpdir(), "notifier-blip-"));
+    direct = await openDatabase({ url: database.url, dataDir });
+    url.port = String(proxy.port);
+    throughProxy = await openDatabase({ url: url.toString(), dataDir });
+  });
+
+  afterAll(async () => {
+    await throughProxy?.close();
+    await direct?.close();
+    await proxy?.close();
+    await smtp?.close();
+    await database?.drop();
+  });
+
+  it("marks a mail sent across a database outage of several seconds, and sends it once", async () => {
+    const orderId = randomUUID();
+    const messageId = notificationMessageId(orderId, "confirmed", mailFrom);
+    await direct.db.insert(notifications).values({
+      orderId,
+      kind: "confirmed",
+      status: "pending",
+      heard: ["invoice-issued", "order-confirmed"],
+      messageId,
+      recipient: "ada@example.com",
+    });
+    const smtpMailer = createMailer({ smtpUrl: smtp.url, dataDir: tmpdir() });
+    // The database goes away the moment the server has accepted the mail, for five seconds.
+    const outage = { endedAt: 0 };
+    const mailer: Mailer = {
+      kind: smtpMailer.kind,
+      async send(email) {
+        await smtpMailer.send(email);
+        proxy.cut();
+        setTimeout(() => {
+          proxy.restore();
+          outage.endedAt = Date.now();
+        }, 5_000);
+      },
+      close: () => smtpMailer.close(),
+    };
+    const sender = createSender({
+      database: throughProxy,
+      logger: createLogger("silent"),
+      mailer,
+      compose: async (row) => ({
+        orderId: row.orderId,
+        kind: row.kind,
+        from: mailFrom,
+        to: row.recipient,
+        subject: "Thanks for your order",
+        text: "Thanks",
+        html: "<p>Thanks</p>",
+        messageId: row.messageId,
+        attachments: [],
+      }),
+    });
+    await sender.start();
+    try {
+      await eventually(() => smtp.forOrder(orderId).length > 0, { what: "the mail" });
+      const [row] = await eventually(
+        async () => {
+          const rows = await direct.db.select().from(notifications).where(eq(notifications.orderId, orderId));
+          return rows[0]?.status === "sent" && rows;
+        },
+        { what: "the mail marked sent", timeoutMs: 20_000 },
+      );
+      expect(outage.endedAt).toBeGreaterThan(0);
+      expect(row!.claimedBy).toContain(`:${process.pid}:`);
+      // Nothing sent it again meanwhile, nor will: it is marked.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(smtp.forOrder(orderId).map((m) => m.messageId)).toEqual([messageId]);
+    } finally {
+      await sender.stop();
+    }
   });
 });
