@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { and, eq } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, type Db, openDatabase } from "../src/db/database.ts";
 import { createLogger } from "../src/log.ts";
@@ -223,6 +223,12 @@ describe("the notifier's claims", () => {
     expect(received).toHaveLength(100);
     expect(new Set(received).size).toBe(100);
     for (const order of orders) expect(mailsOf(order.id)).toEqual(["confirmed", "completed"]);
+    // Both took part: each row keeps the stamp of the sender that sent it.
+    const rows = await db
+      .select({ claimedBy: notifications.claimedBy })
+      .from(notifications)
+      .where(inArray(notifications.orderId, [...ids]));
+    expect(new Set(rows.map((r) => r.claimedBy)).size).toBe(2);
   });
 });
 
