@@ -135,5 +135,5 @@ describe("the notifier after a cancel", () => {
       return types.indexOf(invoiceIssued) > types.indexOf("OrderCancelled");
     });
     expect(issuedAfterCancel.length).toBeGreaterThan(0);
-  });
+  }, 120_000);
 });
