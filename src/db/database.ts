@@ -29,6 +29,20 @@ export interface Database {
   /** Rejects when the database does not answer (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * A connection of its own, for state that must end with this process:
+   * session-level advisory locks held as claims, which PostgreSQL releases
+   * when the connection dies. PGlite has one connection, so its session is
+   * that one, shared by every caller in the process.
+   */
+  session(): Promise<Session>;
+}
+
+export interface Session {
+  readonly db: Db;
+  /** False once the connection is lost, and with it every lock it held. */
+  readonly alive: boolean;
+  close(): Promise<void>;
 }
 
 const migrationsFolder = join(import.meta.dirname, "..", "..", "drizzle");
@@ -97,6 +111,26 @@ async function openPostgres(url: string, logger: DatabaseLogger): Promise<Databa
     async close() {
       await Promise.all([...listeners].map((unlisten) => unlisten()));
       await pool.end();
+    },
+    async session() {
+      const client = new pg.Client({ connectionString: url });
+      let alive = true;
+      const lost = () => {
+        alive = false;
+      };
+      client.on("error", lost);
+      client.on("end", lost);
+      await client.connect();
+      return {
+        db: drizzlePg(client, { schema }) as unknown as Db,
+        get alive() {
+          return alive;
+        },
+        async close() {
+          alive = false;
+          await client.end().catch(() => {});
+        },
+      };
     },
   };
 }
@@ -180,6 +214,9 @@ async function openPglite(dataDir: string): Promise<Database> {
     },
     async close() {
       await client.close();
+    },
+    async session() {
+      return { db: db as unknown as Db, alive: true, async close() {} };
     },
   };
 }

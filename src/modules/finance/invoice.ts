@@ -1,8 +1,8 @@
 /** Finance's decisions, free of I/O. */
 
 /** INV-000042: what customers and accountants read on the PDF. */
-export function invoiceNumber(sequenceValue: number): string {
-  return `INV-${String(sequenceValue).padStart(6, "0")}`;
+export function invoiceNumber(n: number): string {
+  return `INV-${String(n).padStart(6, "0")}`;
 }
 
 export interface CapturedPayment {

@@ -2,8 +2,9 @@
  * The `notifier` role: state-machine-level email. Two emails per order, on
  * the shared states only: CONFIRMED (thanks, the invoice as a PDF, shipment
  * soon; sent once the invoice is issued too) and COMPLETED (it arrived,
- * would you review it). Module-internal changes send nothing; a cancelled
- * order never completes, so it gets no completion email.
+ * would you review it). Module-internal changes send nothing; once an order
+ * is cancelled no email announcing it leaves (one the mail server already
+ * accepted stays sent).
  *
  * Not a saga module (it keeps no order_module_state and no order waits for
  * it): a listener that records what is due, and a sender that sends it.
@@ -18,8 +19,8 @@ import { createSender, type Sender, type SenderOptions } from "./sender.ts";
 import { loadTemplates } from "./templates.ts";
 
 export interface NotifierOptions
-  extends Pick<SenderOptions, "retryMs" | "maxRetryMs" | "pollMs" | "claimMs" | "concurrency"> {
-  database: Pick<Database, "db" | "listen">;
+  extends Pick<SenderOptions, "retryMs" | "maxRetryMs" | "pollMs" | "concurrency" | "markRetryMs"> {
+  database: Pick<Database, "db" | "listen" | "session">;
   logger: Logger;
   mailFrom: string;
   /** Unset: each email is written to `dataDir/mail/order-<id>.<kind>.eml`. */

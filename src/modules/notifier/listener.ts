@@ -1,4 +1,4 @@
-import { eq, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { BusEvent } from "../../relay/bus.ts";
 import type { Listener } from "../../relay/listener.ts";
 import { moduleEventType } from "../../statemachine/module-rows.ts";
@@ -6,7 +6,7 @@ import { salesOrders } from "../../statemachine/tables.ts";
 import { orderStateChanged } from "../../statemachine/transition.ts";
 import { finance } from "../finance/index.ts";
 import { notificationMessageId } from "./mailer.ts";
-import { type NotificationKind, notifications } from "./table.ts";
+import { type NotificationKind, type NotificationStatus, notifications } from "./table.ts";
 
 /** The sender LISTENs here; a listener transaction that made a row pending NOTIFYs it at commit. */
 export const notifierChannel = "notifications";
@@ -39,19 +39,32 @@ export function heardFact(event: BusEvent): { kind: NotificationKind; fact: stri
  * `pending`, and the sender takes it from there. Recording is idempotent on
  * its own (a set of facts; a `sent` row stays sent), so a replayed event,
  * even one the inbox does not know, sends nothing twice.
+ *
+ * Once an order is cancelled no email announces it: the cancel turns its
+ * rows not yet sent `cancelled`, and a fact heard after the cancel committed
+ * makes none pending. (The sender checks the order again before each send,
+ * for a cancel that lands between the two.)
  */
 export function notifierListener(options: { mailFrom: string; name?: string }): Listener {
   return {
     name: options.name ?? "notifier",
     handles: (type) => type === orderStateChanged || type === invoiceIssued,
     async handle(tx, event) {
+      if (event.type === orderStateChanged && event.payload.to === "cancelled") {
+        await tx
+          .update(notifications)
+          .set({ status: "cancelled" })
+          .where(and(eq(notifications.orderId, event.orderId), inArray(notifications.status, notSentYet)));
+        return;
+      }
       const heard = heardFact(event);
       if (!heard) return;
       const [order] = await tx
-        .select({ contactEmail: salesOrders.contactEmail })
+        .select({ contactEmail: salesOrders.contactEmail, status: salesOrders.status })
         .from(salesOrders)
         .where(eq(salesOrders.id, event.orderId));
       if (!order) throw new Error(`order ${event.orderId} not found`);
+      const cancelled = order.status === "cancelled";
       const needed = factsNeeded[heard.kind];
       const neededArray = sql.raw(`array[${needed.map((f) => `'${f}'`).join(", ")}]::text[]`);
       // One statement, so two events of one order handled at once (two processes, or two deliveries
@@ -61,7 +74,7 @@ export function notifierListener(options: { mailFrom: string; name?: string }): 
         .values({
           orderId: event.orderId,
           kind: heard.kind,
-          status: needed.every((f) => f === heard.fact) ? "pending" : "waiting",
+          status: cancelled ? "cancelled" : needed.every((f) => f === heard.fact) ? "pending" : "waiting",
           heard: [heard.fact],
           messageId: notificationMessageId(event.orderId, heard.kind, options.mailFrom),
           recipient: order.contactEmail,
@@ -70,7 +83,10 @@ export function notifierListener(options: { mailFrom: string; name?: string }): 
           target: [notifications.orderId, notifications.kind],
           set: {
             heard: sql`(select array_agg(distinct f order by f) from unnest(notifications.heard || excluded.heard) as f)`,
-            status: sql`case when notifications.status = 'waiting' and ${neededArray} <@ (notifications.heard || excluded.heard) then 'pending' else notifications.status end`,
+            status: sql`case
+              when notifications.status in ('waiting', 'pending') and ${sql.raw(String(cancelled))} then 'cancelled'
+              when notifications.status = 'waiting' and ${neededArray} <@ (notifications.heard || excluded.heard) then 'pending'
+              else notifications.status end`,
           },
         })
         .returning({ status: notifications.status });
@@ -78,3 +94,5 @@ export function notifierListener(options: { mailFrom: string; name?: string }): 
     },
   };
 }
+
+const notSentYet: NotificationStatus[] = ["waiting", "pending"];

@@ -65,8 +65,8 @@ export function createMailer(options: { smtpUrl?: string; dataDir: string }): Ma
 }
 
 function smtpMailer(url: string): Mailer {
-  // One connection per message (no pool): nothing is held open between emails. Timeouts well
-  // under the sender's claim on a row, so a stuck server fails the try instead of outliving the claim.
+  // One connection per message (no pool): nothing is held open between emails. Timeouts, so a
+  // stuck server fails the try (and lets go of the row's claim) instead of holding it for ever.
   const transport = nodemailer.createTransport({
     url,
     connectionTimeout: 10_000,

@@ -4,8 +4,12 @@ import { check, index, integer, pgTable, primaryKey, text, timestamp, uuid } fro
 export const notificationKinds = ["confirmed", "completed"] as const;
 export type NotificationKind = (typeof notificationKinds)[number];
 
-/** waiting: not every fact it needs has been heard yet; pending: ready, not sent yet; sent: done, for good. */
-export const notificationStatuses = ["waiting", "pending", "sent"] as const;
+/**
+ * waiting: not every fact it needs has been heard yet; pending: ready, not
+ * sent yet; sent: handed to the mail server, for good; cancelled: the order
+ * was cancelled before it was sent, so it never will be.
+ */
+export const notificationStatuses = ["waiting", "pending", "sent", "cancelled"] as const;
 export type NotificationStatus = (typeof notificationStatuses)[number];
 
 /**
@@ -28,9 +32,13 @@ export const notifications = pgTable(
     attempts: integer("attempts").notNull().default(0),
     lastError: text("last_error"),
     nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
-    /** The sender that is sending it now, until claimed_until; an expired claim is taken over. */
+    /**
+     * The sender that claimed it last (host:pid:random): while the row is
+     * pending, the one sending it, if that sender still holds the row's
+     * advisory lock; once sent, the one that sent it. Marking a row sent
+     * checks it, so a sender whose claim was taken over marks nothing.
+     */
     claimedBy: text("claimed_by"),
-    claimedUntil: timestamp("claimed_until", { withTimezone: true, mode: "date" }),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     sentAt: timestamp("sent_at", { withTimezone: true, mode: "date" }),
   },
@@ -38,7 +46,7 @@ export const notifications = pgTable(
     primaryKey({ name: "notifications_order_kind", columns: [t.orderId, t.kind] }),
     index("notifications_due").on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
     check("notifications_kind", sql`${t.kind} in ('confirmed', 'completed')`),
-    check("notifications_status", sql`${t.status} in ('waiting', 'pending', 'sent')`),
+    check("notifications_status", sql`${t.status} in ('waiting', 'pending', 'sent', 'cancelled')`),
   ],
 );
 

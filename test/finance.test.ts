@@ -1,0 +1,177 @@
+import { randomUUID } from "node:crypto";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { and, eq, inArray } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/node-postgres";
+import { migrate } from "drizzle-orm/node-postgres/migrator";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Database, openDatabase } from "../src/db/database.ts";
+import { finance } from "../src/modules/finance/index.ts";
+import { financeInvoices } from "../src/modules/finance/table.ts";
+import type { BusEvent } from "../src/relay/bus.ts";
+import { orderEvents } from "../src/relay/tables.ts";
+import { moduleListener } from "../src/statemachine/module-listener.ts";
+import { orderCancelled } from "../src/statemachine/transition.ts";
+import { createTestDatabase } from "./support/database.ts";
+
+const listener = moduleListener(finance);
+
+function event(type: string, orderId: string): BusEvent {
+  return {
+    id: randomUUID(),
+    type,
+    orderId,
+    occurredAt: new Date().toISOString(),
+    payload: { paymentReference: `psp-${orderId}`, amount: 1299, currency: "EUR" },
+  };
+}
+const confirmed = (orderId: string) => event("OrderConfirmed", orderId);
+const cancelled = (orderId: string) => event(orderCancelled, orderId);
+
+class RolledBack extends Error {}
+
+/** Finance's own listener, driven inside transactions of the test's making (committed or aborted). */
+describe("Finance", () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let open: Database;
+
+  const handle = (e: BusEvent, { rollBack = false } = {}) =>
+    open.db
+      .transaction(async (tx) => {
+        await listener.handle(tx, e);
+        if (rollBack) throw new RolledBack();
+      })
+      .catch((error: unknown) => {
+        if (!(error instanceof RolledBack)) throw error;
+      });
+  const invoiceOf = async (orderId: string) =>
+    (await open.db.select().from(financeInvoices).where(eq(financeInvoices.orderId, orderId)))[0];
+  const eventsOf = async (orderId: string) =>
+    (
+      await open.db
+        .select({ type: orderEvents.type })
+        .from(orderEvents)
+        .where(
+          and(
+            eq(orderEvents.orderId, orderId),
+            inArray(orderEvents.type, ["InvoiceIssued", "InvoiceRefunded"]),
+          ),
+        )
+        .orderBy(orderEvents.seq)
+    ).map((e) => e.type);
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    open = await openDatabase({ url: database.url, dataDir: await mkdtemp(join(tmpdir(), "finance-")) });
+  });
+  afterAll(async () => {
+    await open?.close();
+    await database?.drop();
+  });
+
+  it("numbers invoices without gaps, even when issuing transactions roll back", async () => {
+    const committed: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const orderId = randomUUID();
+      const rollBack = i % 3 === 1;
+      await handle(confirmed(orderId), { rollBack });
+      if (rollBack) expect(await invoiceOf(orderId)).toBeUndefined();
+      else committed.push(orderId);
+    }
+    // Side by side too: the issuing transactions queue on the counter, none takes a number another may still return.
+    const together = Array.from({ length: 6 }, () => randomUUID());
+    await Promise.all(together.map((orderId, i) => handle(confirmed(orderId), { rollBack: i % 2 === 0 })));
+    committed.push(...together.filter((_, i) => i % 2 === 1));
+
+    const numbers = await open.db.select({ number: financeInvoices.invoiceNumber }).from(financeInvoices);
+    const issued = numbers.map((n) => Number(n.number!.replace("INV-", ""))).sort((a, b) => a - b);
+    expect(issued).toHaveLength(committed.length);
+    expect(issued).toEqual(issued.map((_, i) => i + 1));
+  });
+
+  it("issues no invoice for an order it knows is cancelled: refunded at once, no number used, no InvoiceIssued", async () => {
+    const before = await open.db.select().from(financeInvoices);
+    const orderId = randomUUID();
+    await handle(cancelled(orderId));
+    await handle(confirmed(orderId));
+
+    const invoice = await invoiceOf(orderId);
+    expect(invoice).toMatchObject({
+      state: "refunded",
+      invoiceNumber: null,
+      paymentReference: `psp-${orderId}`,
+    });
+    expect(await eventsOf(orderId)).toEqual(["InvoiceRefunded"]);
+
+    // The next invoice takes the number after the last one issued: none was used up.
+    const next = randomUUID();
+    await handle(confirmed(next));
+    expect((await invoiceOf(next))!.invoiceNumber).toBe(`INV-${String(before.length + 1).padStart(6, "0")}`);
+  });
+
+  it("refunds an invoice issued before the cancel was heard (a credit note): its number stays", async () => {
+    const orderId = randomUUID();
+    await handle(confirmed(orderId));
+    const issued = await invoiceOf(orderId);
+    await handle(cancelled(orderId));
+    expect(await invoiceOf(orderId)).toMatchObject({
+      state: "refunded",
+      invoiceNumber: issued!.invoiceNumber,
+    });
+    expect(await eventsOf(orderId)).toEqual(["InvoiceIssued", "InvoiceRefunded"]);
+  });
+});
+
+describe("Finance's migration to gap-free numbers", () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let folder: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    folder = await mkdtemp(join(tmpdir(), "migrations-"));
+  });
+  afterAll(async () => {
+    await database?.drop();
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("starts the counter after the highest invoice number already issued", async () => {
+    // The schema as it was before the counter, with invoices issued from the sequence.
+    const full = join(import.meta.dirname, "..", "drizzle");
+    await cp(full, folder, { recursive: true });
+    const journalPath = join(folder, "meta", "_journal.json");
+    const journal = JSON.parse(await readFile(journalPath, "utf8")) as { entries: { tag: string }[] };
+    const counter = journal.entries.findIndex((e) => e.tag.includes("invoice_counter"));
+    expect(counter).toBeGreaterThan(0);
+    journal.entries = journal.entries.slice(0, counter);
+    await writeFile(journalPath, JSON.stringify(journal));
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await migrate(drizzle(client), { migrationsFolder: folder });
+      for (const n of [3, 41, 7]) {
+        await client.query(
+          "insert into finance_invoices (order_id, state, invoice_number, amount, currency) values ($1, 'paid', $2, 100, 'EUR')",
+          [randomUUID(), `INV-${String(n).padStart(6, "0")}`],
+        );
+      }
+    } finally {
+      await client.end();
+    }
+
+    const open = await openDatabase({ url: database.url, dataDir: folder });
+    try {
+      const orderId = randomUUID();
+      await open.db.transaction((tx) => listener.handle(tx, confirmed(orderId)));
+      const [invoice] = await open.db
+        .select()
+        .from(financeInvoices)
+        .where(eq(financeInvoices.orderId, orderId));
+      expect(invoice!.invoiceNumber).toBe("INV-000042");
+    } finally {
+      await open.close();
+    }
+  });
+});
