@@ -120,7 +120,8 @@ describe("JetStreamBus", { timeout: 20_000 }, () => {
   });
 
   it("stop() hands nothing more to the handler", async () => {
-    const bus = await startBus(newPrefix());
+    const prefix = newPrefix();
+    const bus = await startBus(prefix);
     let release = () => {};
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -139,6 +140,16 @@ describe("JetStreamBus", { timeout: 20_000 }, () => {
     await bus.publish(events);
     // Both slots busy; the third event is at most in the client's buffer.
     await waitFor("two handlers", () => handled.length === 2);
+    // It is there once the server has sent it: under load the client's pull for it may come late, and a
+    // message sent to a consumer already stopped can only come back after ack_wait.
+    const nc = await connect({ servers: url });
+    const jsm = await jetstreamManager(nc);
+    await waitFor(
+      "the third event to be pulled",
+      async () => (await jsm.consumers.info(`${prefix}_events`, `${prefix}_buffered`)).num_ack_pending === 3,
+    );
+    await nc.close();
+    await sleep(50);
     const stopping = consumption.stop();
     release();
     await stopping;
