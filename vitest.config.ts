@@ -4,6 +4,8 @@ export default defineConfig({
   // graphql ships CJS and ESM builds; one copy for everything, or its instanceof checks fail.
   resolve: { alias: { graphql: "graphql/index.js" } },
   test: {
+    // Tiers by suffix: *.unit (no I/O), *.int (real PostgreSQL and NATS, the service in-process),
+    // *.e2e (OS processes). `npm run test:unit` etc. pick one; test/tiers.unit.test.ts holds every file to one.
     include: ["test/**/*.test.ts"],
     // Each file has its own database and NATS prefix, so files run side by side; two cores, so two at a time.
     pool: "forks",

@@ -6,6 +6,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Config, coreRoles } from "./config.ts";
 import { type Database, openDatabase } from "./db/database.ts";
+import { OrderFeed } from "./feed/order-feed.ts";
 import { createGateway } from "./gateway/http.ts";
 import { createMetrics } from "./gateway/metrics.ts";
 import { answerProbe } from "./gateway/probes.ts";
@@ -20,7 +21,6 @@ import { type Listener, type RetryPolicy, runListener } from "./relay/listener.t
 import { republishUnhandled } from "./relay/recover.ts";
 import { countParked, Relay } from "./relay/relay.ts";
 import { createVerifier } from "./schema/auth.ts";
-import { OrderFeed } from "./schema/order-feed.ts";
 import { CompletionSweep } from "./statemachine/completion-sweep.ts";
 import type { ModuleDefinition } from "./statemachine/module.ts";
 import { moduleListener } from "./statemachine/module-listener.ts";

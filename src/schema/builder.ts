@@ -1,11 +1,11 @@
 import SchemaBuilder from "@pothos/core";
 import type { Database } from "../db/database.ts";
+import type { OrderFeed } from "../feed/order-feed.ts";
 import type { Logger } from "../log.ts";
 import type { Bus } from "../relay/bus.ts";
 import type { CommandDeps } from "../statemachine/commands.ts";
 import type { ModuleDefinition } from "../statemachine/module.ts";
 import type { Authentication } from "./auth.ts";
-import type { OrderFeed } from "./order-feed.ts";
 
 /** What every resolver gets: the caller and the services, nothing per-module. */
 export interface Context {

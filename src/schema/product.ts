@@ -1,6 +1,6 @@
 import { asc } from "drizzle-orm";
 import { refuse } from "../errors.ts";
-import { type ProductKind, type ProductRow, productKinds, products } from "../modules/catalog/table.ts";
+import { type ProductKind, type ProductRow, productKinds, products } from "../statemachine/catalog.ts";
 import { requireRole } from "./auth.ts";
 import { builder } from "./builder.ts";
 import { upperEnum } from "./enums.ts";

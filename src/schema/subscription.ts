@@ -1,5 +1,6 @@
 import { and, desc, eq, lte } from "drizzle-orm";
 import { refuse } from "../errors.ts";
+import type { OrderStateChange, StatusAt } from "../feed/order-feed.ts";
 import { orderEvents } from "../relay/tables.ts";
 import type { OrderStatus } from "../statemachine/states.ts";
 import { salesOrders } from "../statemachine/tables.ts";
@@ -7,7 +8,6 @@ import { orderStateChanged } from "../statemachine/transition.ts";
 import { type Caller, canSee, requireCaller } from "./auth.ts";
 import { builder, type Context } from "./builder.ts";
 import { isUuid, OrderRef, OrderStatusEnum, visibleOrder } from "./order.ts";
-import type { OrderStateChange, StatusAt } from "./order-feed.ts";
 
 const OrderStateChangedEvent = builder.objectRef<OrderStateChange>("OrderStateChangedEvent").implement({
   fields: (t) => ({

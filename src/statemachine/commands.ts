@@ -7,8 +7,8 @@ import { createHash, randomUUID } from "node:crypto";
 import { and, eq, inArray } from "drizzle-orm";
 import type { Db, Executor } from "../db/database.ts";
 import { refuse } from "../errors.ts";
-import { products } from "../modules/catalog/table.ts";
 import { enqueue } from "../relay/outbox.ts";
+import { products } from "./catalog.ts";
 import {
   type CatalogProduct,
   decideCancel,

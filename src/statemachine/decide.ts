@@ -3,7 +3,7 @@
  * the command: no I/O, so they are tested on their own.
  */
 import { refuse } from "../errors.ts";
-import type { ProductKind } from "../modules/catalog/table.ts";
+import type { ProductKind } from "./catalog.ts";
 import type { ModuleDefinition } from "./module.ts";
 import { canMove, type OrderStatus } from "./states.ts";
 

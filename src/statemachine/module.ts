@@ -1,7 +1,7 @@
 import type { AnyPgColumn, PgTable } from "drizzle-orm/pg-core";
 import type { Tx } from "../db/database.ts";
-import type { ProductKind } from "../modules/catalog/table.ts";
 import type { BusEvent } from "../relay/bus.ts";
+import type { ProductKind } from "./catalog.ts";
 
 export interface OrderFacts {
   orderId: string;

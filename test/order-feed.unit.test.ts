@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { OrderFeed, type OrderStateChange } from "../src/feed/order-feed.ts";
+import { OrderVersions } from "../src/feed/order-versions.ts";
 import { createLogger } from "../src/log.ts";
 import { InProcessBus } from "../src/relay/in-process-bus.ts";
-import { OrderFeed, type OrderStateChange } from "../src/schema/order-feed.ts";
-import { OrderVersions } from "../src/schema/order-versions.ts";
 import { orderStatuses, transitions } from "../src/statemachine/states.ts";
 
 function change(orderId: string, to: string) {
