@@ -224,17 +224,34 @@ describe("the notifier", () => {
       occurredAt: new Date().toISOString(),
       payload,
     });
+    const issued = {
+      module: "finance",
+      state: "issued",
+      from: null,
+      version: 1,
+      cause: randomUUID(),
+      invoice: {
+        number: "INV-000001",
+        amount: 1299,
+        currency: "EUR",
+        paymentReference: "pay-1",
+        issuedAt: new Date().toISOString(),
+      },
+    };
     const rolledBack = new Error("rolled back");
     const seen: unknown[] = [];
     await expect(
       db.transaction(async (tx) => {
         const rows = () => tx.select().from(notifications).where(eq(notifications.orderId, placed.id));
-        await listener.handle(tx, event(invoiceIssued, { module: "finance", state: "issued" }));
+        await listener.handle(tx, event(invoiceIssued, issued));
         seen.push((await rows()).map((r) => [r.kind, r.status, r.heard]));
-        await listener.handle(tx, event(orderStateChanged, { from: "pending", to: "confirmed" }));
+        await listener.handle(
+          tx,
+          event(orderStateChanged, { from: "pending", to: "confirmed", customerId: "customer-1" }),
+        );
         seen.push((await rows()).map((r) => [r.kind, r.status, r.heard]));
         // Heard again (a replay the inbox does not know of): no change.
-        await listener.handle(tx, event(invoiceIssued, { module: "finance", state: "issued" }));
+        await listener.handle(tx, event(invoiceIssued, issued));
         seen.push((await rows()).map((r) => [r.kind, r.status, r.heard]));
         throw rolledBack;
       }),
