@@ -68,7 +68,7 @@ export interface ModuleDefinition<S extends string = string, T extends ModuleTab
   states: readonly S[];
   /** The event its row emits on entering each state, e.g. issued: "InvoiceIssued". */
   events: Record<S, string>;
-  /** The state its row is created in. */
+  /** The state its row is created in as a rule (a decision may create it in another); the diagram starts here. */
   initial: S;
   /** The sub-state machine: for each state, the states it may move to. */
   transitions: Partial<Record<S, readonly S[]>>;

@@ -1,10 +1,10 @@
 import type { Tx } from "../db/database.ts";
 import type { Listener } from "../relay/listener.ts";
-import { decideProgress } from "./decide.ts";
+import { decideProgress, decideVeto } from "./decide.ts";
 import { parseModuleRowChanged } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
 import { readModuleRow } from "./module-rows.ts";
-import { canMove, type OrderStatus } from "./states.ts";
+import type { OrderStatus } from "./states.ts";
 import type { OrderRow } from "./tables.ts";
 import { cancelTransition, lockOrder, transitionOrder } from "./transition.ts";
 
@@ -25,10 +25,9 @@ export function ordersListener(modules: readonly ModuleDefinition[]): Listener {
       if (!order) return;
       const { state } = event.payload;
       const source = modules.find((m) => m.name === event.payload.module);
-      if (source?.vetoes?.includes(state) && canMove(order.status, "cancelled")) {
-        await cancelTransition(tx, order, `${source.name} vetoed the order (${state})`, {
-          veto: source.name,
-        });
+      const veto = decideVeto(order.status, source, state);
+      if (veto && source) {
+        await cancelTransition(tx, order, veto, { veto: source.name });
         return;
       }
       await advanceOrder(tx, order, modules);

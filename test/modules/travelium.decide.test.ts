@@ -1,5 +1,6 @@
-import { describe, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { travelium } from "../../src/modules/travelium/index.ts";
+import { decideVeto } from "../../src/statemachine/decide.ts";
 import { bookingReported, decider, orderCancelled, orderConfirmed, orderId } from "../support/decider.ts";
 
 const given = decider(travelium).given;
@@ -21,10 +22,13 @@ describe("Travelium decides", () => {
     given({ row: "confirmed" }).when(bookingReported("confirmed")).then([]);
   });
 
-  it("moves the booking to cancelled when the partner cancels it: the veto", () => {
+  it("moves the booking to cancelled when the partner cancels it: the veto, which cancels the order", () => {
     given({ row: "confirmed" })
       .when(bookingReported("cancelled"))
       .then([{ kind: "move", to: "cancelled" }]);
+    expect(decideVeto("fulfilling", travelium, "cancelled")).toBe("travelium vetoed the order (cancelled)");
+    expect(decideVeto("cancelled", travelium, "cancelled")).toBeUndefined();
+    expect(decideVeto("fulfilling", travelium, "confirmed")).toBeUndefined();
   });
 
   it("has a report that comes before the booking tried again later", () => {
