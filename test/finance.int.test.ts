@@ -18,17 +18,19 @@ import { createTestDatabase } from "./support/database.ts";
 
 const listener = moduleListener(finance);
 
-function event(type: string, orderId: string): BusEvent {
-  return {
-    id: randomUUID(),
-    type,
-    orderId,
-    occurredAt: new Date().toISOString(),
-    payload: { paymentReference: `psp-${orderId}`, amount: 1299, currency: "EUR" },
-  };
+function event(type: string, orderId: string, payload: Record<string, unknown>): BusEvent {
+  return { id: randomUUID(), type, orderId, occurredAt: new Date().toISOString(), payload };
 }
-const confirmed = (orderId: string) => event("OrderConfirmed", orderId);
-const cancelled = (orderId: string) => event(orderCancelled, orderId);
+const confirmed = (orderId: string) =>
+  event("OrderConfirmed", orderId, {
+    paymentReference: `psp-${orderId}`,
+    amount: 1299,
+    currency: "EUR",
+    lines: [{ sku: "EBOOK-1", kind: "digital", quantity: 1 }],
+    involvedModules: ["finance"],
+  });
+const cancelled = (orderId: string) =>
+  event(orderCancelled, orderId, { reason: "changed my mind", from: "confirmed" });
 
 class RolledBack extends Error {}
 

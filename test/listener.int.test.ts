@@ -3,10 +3,12 @@ import { and, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, openDatabase, query } from "../src/db/database.ts";
 import { createLogger } from "../src/log.ts";
+import { finance } from "../src/modules/finance/index.ts";
 import type { BusEvent, Consumption } from "../src/relay/bus.ts";
 import { JetStreamBus } from "../src/relay/jetstream-bus.ts";
 import { deliver, type Listener, type ListenerDeps } from "../src/relay/listener.ts";
 import { deadLetters, listenerFailures, processedEvents } from "../src/relay/tables.ts";
+import { moduleListener } from "../src/statemachine/module-listener.ts";
 import { createTestDatabase, natsUrl, testPrefix } from "./support/database.ts";
 import { deleteStream } from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
@@ -223,6 +225,26 @@ describe("the listener runner", () => {
       .from(listenerFailures)
       .where(eq(listenerFailures.eventId, e.id));
     expect(counts).toEqual([]);
+  });
+
+  it("sends an event whose payload is not what its type says to dead_letters at once, naming the wrong field", async () => {
+    const deps: ListenerDeps = { db: database.db, bus, logger };
+    const e: BusEvent = {
+      ...event("OrderConfirmed"),
+      payload: {
+        paymentReference: "psp-1",
+        amount: "12.99",
+        currency: "EUR",
+        lines: [],
+        involvedModules: [],
+      },
+    };
+    const outcome = await deliver(deps, moduleListener(finance), { event: e, attempt: 1, sequence: 1 });
+    expect(outcome).toEqual({ kind: "done" });
+    const letters = await database.db.select().from(deadLetters).where(eq(deadLetters.eventId, e.id));
+    expect(letters).toHaveLength(1);
+    expect(letters[0]).toMatchObject({ consumer: "finance", attempts: 1 });
+    expect(letters[0]!.error).toBe('MalformedEvent: OrderConfirmed.amount should be an integer, not "12.99"');
   });
 
   it("acknowledges events it does not handle without a transaction or an inbox row", async () => {

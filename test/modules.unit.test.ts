@@ -5,8 +5,8 @@ import { modules } from "../src/modules/index.ts";
 import { logistics } from "../src/modules/logistics/index.ts";
 import { progressTransitions } from "../src/modules/progress.ts";
 import { travelium } from "../src/modules/travelium/index.ts";
+import { isEventType, parseEvent } from "../src/statemachine/events.ts";
 import { moduleStatesBefore } from "../src/statemachine/module.ts";
-import { moduleEventType } from "../src/statemachine/module-rows.ts";
 
 describe("Finance's decisions", () => {
   it("numbers invoices INV-000001, INV-000002, ...", () => {
@@ -15,18 +15,27 @@ describe("Finance's decisions", () => {
   });
 
   it("issues the invoice for the payment OrderConfirmed carries, and refuses an event without one", () => {
-    expect(capturedPayment({ paymentReference: "p", amount: 10, currency: "EUR", lines: [] })).toEqual({
+    const confirmed = (payload: Record<string, unknown>) =>
+      parseEvent({ id: "e", type: "OrderConfirmed", orderId: "o", occurredAt: "", payload });
+    const event = confirmed({
+      paymentReference: "p",
+      amount: 10,
+      currency: "EUR",
+      lines: [],
+      involvedModules: ["finance"],
+    });
+    expect(event.type === "OrderConfirmed" && capturedPayment(event.payload)).toEqual({
       paymentReference: "p",
       amount: 10,
       currency: "EUR",
     });
-    expect(() => capturedPayment({ amount: 10 })).toThrow(/captured payment/);
+    expect(() => confirmed({ amount: 10 })).toThrow(/OrderConfirmed.paymentReference should be a string/);
   });
 
   it("settles only an issued invoice and refunds any invoice not yet refunded", () => {
     expect(moduleStatesBefore(finance, "paid")).toEqual(["issued"]);
     expect(moduleStatesBefore(finance, "refunded")).toEqual(["pending", "issued", "paid"]);
-    expect(moduleEventType(finance, "issued")).toBe("InvoiceIssued");
+    expect(finance.events.issued).toBe("InvoiceIssued");
   });
 });
 
@@ -45,11 +54,12 @@ describe("partner progress", () => {
 });
 
 describe("the module list", () => {
-  it("gives each module a unique name, event prefix and GraphQL type", () => {
-    for (const key of ["name", "entity"] as const) {
-      expect(new Set(modules.map((m) => m[key])).size).toBe(modules.length);
-    }
+  it("gives each module a unique name, GraphQL type and events, every event in the catalogue", () => {
+    expect(new Set(modules.map((m) => m.name)).size).toBe(modules.length);
     expect(new Set(modules.map((m) => m.graphql.typeName)).size).toBe(modules.length);
+    const events = modules.flatMap((m) => Object.values<string>(m.events));
+    expect(new Set(events).size).toBe(events.length);
+    expect(events.filter((type) => !isEventType(type))).toEqual([]);
   });
 
   it("involves finance in every order and the others by the lines' kinds", () => {

@@ -8,11 +8,12 @@ import { PDFParse } from "pdf-parse";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../src/db/database.ts";
 import { financeInvoices } from "../src/modules/finance/table.ts";
+import { composeEmail } from "../src/modules/notifier/compose.ts";
 import { invoiceIssued, notifierListener } from "../src/modules/notifier/listener.ts";
 import { mailDomain } from "../src/modules/notifier/mailer.ts";
 import { formatMoney } from "../src/modules/notifier/money.ts";
 import { notifications } from "../src/modules/notifier/table.ts";
-import { escapeHtml, render } from "../src/modules/notifier/templates.ts";
+import { escapeHtml, loadTemplates, render } from "../src/modules/notifier/templates.ts";
 import { orderEvents, processedEvents } from "../src/relay/tables.ts";
 import { orderStateChanged } from "../src/statemachine/transition.ts";
 import { createTestDatabase, testPrefix } from "./support/database.ts";
@@ -186,6 +187,22 @@ describe("the notifier", () => {
       ["completed", "sent", 1, "ada@example.com"],
       ["confirmed", "sent", 1, "ada@example.com"],
     ]);
+
+    // The invoice comes with InvoiceIssued, as Finance wrote it; the email is made from that, not from Finance's table.
+    const [invoice] = await db.select().from(financeInvoices).where(eq(financeInvoices.orderId, order.id));
+    const confirmedRow = rows.find((r) => r.kind === "confirmed")!;
+    expect(confirmedRow.invoice).toEqual({
+      number: invoice!.invoiceNumber,
+      amount: invoice!.amount,
+      currency: invoice!.currency,
+      paymentReference: invoice!.paymentReference,
+      issuedAt: invoice!.createdAt.toISOString(),
+    });
+    const other = { ...confirmedRow.invoice!, number: "INV-999999", amount: 4200 };
+    const composed = await composeEmail(db, { ...confirmedRow, invoice: other }, loadTemplates(), mailFrom);
+    expect(composed.subject).toContain("INV-999999");
+    expect(composed.attachments[0]!.filename).toBe("INV-999999.pdf");
+    expect(await pdfText(composed.attachments[0]!.content)).toMatch(/Total\s+42\.00 EUR/);
   });
 
   it("holds the confirmation until Finance has issued the invoice, whichever of the two it hears first", async () => {
@@ -224,17 +241,34 @@ describe("the notifier", () => {
       occurredAt: new Date().toISOString(),
       payload,
     });
+    const issued = {
+      module: "finance",
+      state: "issued",
+      from: null,
+      version: 1,
+      cause: randomUUID(),
+      invoice: {
+        number: "INV-000001",
+        amount: 1299,
+        currency: "EUR",
+        paymentReference: "pay-1",
+        issuedAt: new Date().toISOString(),
+      },
+    };
     const rolledBack = new Error("rolled back");
     const seen: unknown[] = [];
     await expect(
       db.transaction(async (tx) => {
         const rows = () => tx.select().from(notifications).where(eq(notifications.orderId, placed.id));
-        await listener.handle(tx, event(invoiceIssued, { module: "finance", state: "issued" }));
+        await listener.handle(tx, event(invoiceIssued, issued));
         seen.push((await rows()).map((r) => [r.kind, r.status, r.heard]));
-        await listener.handle(tx, event(orderStateChanged, { from: "pending", to: "confirmed" }));
+        await listener.handle(
+          tx,
+          event(orderStateChanged, { from: "pending", to: "confirmed", customerId: "customer-1" }),
+        );
         seen.push((await rows()).map((r) => [r.kind, r.status, r.heard]));
         // Heard again (a replay the inbox does not know of): no change.
-        await listener.handle(tx, event(invoiceIssued, { module: "finance", state: "issued" }));
+        await listener.handle(tx, event(invoiceIssued, issued));
         seen.push((await rows()).map((r) => [r.kind, r.status, r.heard]));
         throw rolledBack;
       }),

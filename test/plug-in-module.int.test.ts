@@ -3,7 +3,6 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modules } from "../src/modules/index.ts";
 import { defineModule } from "../src/statemachine/module.ts";
-import { createModuleRow, moveModuleRow } from "../src/statemachine/module-rows.ts";
 import { moduleStateTable } from "../src/statemachine/module-table.ts";
 import { createTestDatabase, testPrefix } from "./support/database.ts";
 import { sagaClient } from "./support/saga.ts";
@@ -17,34 +16,30 @@ import { deleteStream, startTestService, type TestService } from "./support/serv
 const warrantyStates = ["open", "registered", "void"] as const;
 const warrantyCards = moduleStateTable("warranty_cards", warrantyStates, {});
 
-/** Registration waits for this to open, so the test can watch the order wait for the warranty. */
-let openRegistration: () => void = () => {};
-const registrationOpen = new Promise<void>((resolve) => {
-  openRegistration = resolve;
-});
+/** Registration is refused (and retried) until this opens, so the test can watch the order wait for the warranty. */
+let registrationOpen = false;
+const openRegistration = () => {
+  registrationOpen = true;
+};
 
 const warranty = defineModule({
   name: "warranty",
-  entity: "Warranty",
   table: warrantyCards,
   initial: "open",
   states: warrantyStates,
+  events: { open: "WarrantyOpen", registered: "WarrantyRegistered", void: "WarrantyVoid" },
   transitions: { open: ["registered", "void"], registered: ["void"] },
   terminalHappy: "registered",
   involvedIn: (order) => order.lines.some((l) => l.kind === "physical"),
   graphql: { typeName: "WarrantyState", stateEnum: "WarrantyCardState", stateField: "warrantyState" },
   on: {
-    OrderConfirmed: async (ctx) => {
-      await createModuleRow(ctx);
-    },
-    ShipmentDelivered: async (ctx) => {
-      await registrationOpen;
-      await moveModuleRow(ctx, "registered");
-    },
+    OrderConfirmed: () => [{ kind: "create", state: "open", columns: {} }],
+    ShipmentDelivered: () =>
+      registrationOpen
+        ? [{ kind: "move", to: "registered" }]
+        : [{ kind: "retry", reason: "registration is not open yet" }],
   },
-  onCancel: async (ctx) => {
-    await moveModuleRow(ctx, "void");
-  },
+  onCancel: () => [{ kind: "move", to: "void" }],
 });
 
 describe("a module defined outside src/modules", () => {

@@ -1,4 +1,5 @@
-import type { BusEvent } from "../relay/bus.ts";
+import { MalformedEvent } from "../relay/listener.ts";
+import type { PartnerReport } from "../statemachine/events.ts";
 
 /**
  * A partner-reported progression: each state may move to any later one (a
@@ -18,9 +19,9 @@ export function progressTransitions<S extends string>(
   return transitions;
 }
 
-/** The state a partner's report event names, checked against the module's states. */
-export function reportedState<S extends string>(event: BusEvent, states: readonly S[]): S {
-  const state = event.payload.state;
-  if (!states.includes(state as S)) throw new Error(`report names an unknown state: ${String(state)}`);
-  return state as S;
+/** The state a partner's report names, checked against the module's states. */
+export function reportedState<S extends string>(report: PartnerReport, states: readonly S[]): S {
+  const state = states.find((s) => s === report.state);
+  if (state === undefined) throw new MalformedEvent(`report names an unknown state: ${report.state}`);
+  return state;
 }

@@ -4,6 +4,17 @@ import type { Bus, BusEvent, Consumption, Delivery, Outcome } from "./bus.ts";
 import { type FailureVerdict, recordFailure, settle } from "./dead-letters.ts";
 import { processedEvents } from "./tables.ts";
 
+/**
+ * An event a listener cannot read (a payload that is not what its type
+ * promises): no retry can help, so it goes to dead_letters at once.
+ */
+export class MalformedEvent extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MalformedEvent";
+  }
+}
+
 /** A reaction to events, run by the runner below with at-least-once delivery and exactly-once effect. */
 export interface Listener {
   /** The durable consumer's name; also the inbox's consumer column. */
@@ -81,7 +92,8 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
     };
     let verdict: FailureVerdict;
     try {
-      verdict = await recordFailure(deps.db, listener.name, event, message, retry.maxAttempts);
+      const attempts = error instanceof MalformedEvent ? 1 : retry.maxAttempts;
+      verdict = await recordFailure(deps.db, listener.name, event, message, attempts);
     } catch (countError) {
       // Not counted, so not given up on: a database that does not answer is no reason to.
       deps.logger.warn({ ...log, err: message, countErr: String(countError) }, "listener failed, will retry");

@@ -124,6 +124,20 @@ export function decideCancel(order: Pick<OrderState, "status">, reason: string):
 }
 
 /**
+ * A module's veto: the reason to cancel the order when the module's row
+ * reached one of its `vetoes` states on its own; undefined when it did not,
+ * or when the order is past cancelling.
+ */
+export function decideVeto(
+  status: OrderStatus,
+  module: Pick<ModuleDefinition, "name" | "vetoes"> | undefined,
+  state: string,
+): string | undefined {
+  if (!module?.vetoes?.includes(state) || !canMove(status, "cancelled")) return undefined;
+  return `${module.name} vetoed the order (${state})`;
+}
+
+/**
  * The completion aggregate: the shared-state moves the modules' rows call
  * for, in order. A required module with no row yet blocks completion.
  */

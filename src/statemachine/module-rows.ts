@@ -1,18 +1,19 @@
+/**
+ * The shared executor of module decisions: reads what a module knows of an
+ * order (its row, its notes) and applies the actions it decided, inside the
+ * listener's transaction: guarded UPDATEs, the row's events in the outbox, notes.
+ */
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { Executor } from "../db/database.ts";
+import type { Executor, Tx } from "../db/database.ts";
 import { enqueue } from "../relay/outbox.ts";
-import { type ModuleContext, type ModuleDefinition, moduleStatesBefore } from "./module.ts";
+import type { ModuleRowChanged } from "./events.ts";
+import { type ModuleAction, type ModuleDefinition, type ModuleState, moduleStatesBefore } from "./module.ts";
 import { moduleNotes } from "./tables.ts";
 
 export interface ModuleRow<S extends string = string> {
   state: S;
   version: number;
   updatedAt: Date;
-}
-
-/** "Invoice" + "issued" = "InvoiceIssued": the event a module's row emits when it enters a state. */
-export function moduleEventType(module: Pick<ModuleDefinition, "entity">, state: string): string {
-  return module.entity + state.charAt(0).toUpperCase() + state.slice(1);
 }
 
 export async function readModuleRow<S extends string>(
@@ -30,71 +31,106 @@ export async function readModuleRow<S extends string>(
   return row as ModuleRow<S> | undefined;
 }
 
-/**
- * Creates the module's row for the order, in its initial state, and emits its first event. Returns
- * false when the row already exists. When the order was cancelled before the
- * row existed, the module's rollback runs at once, in the same transaction.
- */
-export async function createModuleRow<S extends string>(
-  ctx: ModuleContext<S>,
-  columns: Record<string, unknown> = {},
+/** The module's row (locked until the transaction ends) and its notes for the order. */
+export async function readModuleState<S extends string>(
+  tx: Tx,
+  module: ModuleDefinition<S>,
+  orderId: string,
+): Promise<ModuleState<S>> {
+  const row = await readModuleRow(tx, module, orderId, { lock: true });
+  const notes = await tx
+    .select({ note: moduleNotes.note })
+    .from(moduleNotes)
+    .where(and(eq(moduleNotes.module, module.name), eq(moduleNotes.orderId, orderId)));
+  return { row: row && { state: row.state }, notes: new Set(notes.map((n) => n.note)) };
+}
+
+/** Applies a module's actions for one order, in order, in the caller's transaction. */
+export async function applyModuleActions<S extends string>(
+  tx: Tx,
+  module: ModuleDefinition<S>,
+  cause: { id: string; orderId: string },
+  actions: readonly ModuleAction<S>[],
+): Promise<void> {
+  for (const action of actions) {
+    switch (action.kind) {
+      case "create":
+        if (!(await createRow(tx, module, cause, action))) return;
+        break;
+      case "move":
+        await moveRow(tx, module, cause, action.to);
+        break;
+      case "note":
+        await tx
+          .insert(moduleNotes)
+          .values({ module: module.name, orderId: cause.orderId, note: action.note })
+          .onConflictDoNothing();
+        break;
+      case "retry":
+        throw new Error(action.reason);
+    }
+  }
+}
+
+/** Creates the row and emits its first event; false when the row already exists. */
+async function createRow<S extends string>(
+  tx: Tx,
+  module: ModuleDefinition<S>,
+  cause: { id: string; orderId: string },
+  action: Extract<ModuleAction<S>, { kind: "create" }>,
 ): Promise<boolean> {
-  const { tx, module, event } = ctx;
-  const state = module.initial;
-  const inserted = await tx
+  const { state } = action;
+  const columns: Record<string, unknown> = { ...action.columns };
+  if (action.numbered) {
+    if (!module.numbering) throw new Error(`module ${module.name} numbers no rows`);
+    columns[module.numbering.column] = await module.numbering.next(tx);
+  }
+  const [row] = await tx
     .insert(module.table)
-    .values({ orderId: event.orderId, state, ...columns } as never)
+    .values({ orderId: cause.orderId, state, ...columns } as never)
     .onConflictDoNothing()
-    .returning({ orderId: module.table.orderId });
-  if (inserted.length === 0) return false;
-  await enqueue(tx, [
-    {
-      type: moduleEventType(module, state),
-      orderId: event.orderId,
-      payload: { module: module.name, state, from: null, version: 1, cause: event.id },
-    },
-  ]);
-  if (await hasNote(tx, module.name, event.orderId, "cancelled")) await module.onCancel(ctx);
+    .returning();
+  if (!row) return false;
+  const facts = module.announce?.[state]?.(row);
+  await emit(tx, module, cause, { state, from: null, version: 1 }, facts);
   return true;
 }
 
 /**
- * Moves the module's row to `to` only from a state its transition table
- * allows (a guarded UPDATE, so events that arrive late or twice find the row
- * moved on and change nothing). Returns whether it moved.
+ * Moves the row to `to` only from a state its transition table allows (a
+ * guarded UPDATE, so events that arrive late or twice find the row moved on
+ * and change nothing).
  */
-export async function moveModuleRow<S extends string>(ctx: ModuleContext<S>, to: S): Promise<boolean> {
-  const { tx, module, event } = ctx;
+async function moveRow<S extends string>(
+  tx: Tx,
+  module: ModuleDefinition<S>,
+  cause: { id: string; orderId: string },
+  to: S,
+): Promise<boolean> {
   const from = moduleStatesBefore(module, to);
   const t = module.table;
-  const previous = await readModuleRow(tx, module, event.orderId, { lock: true });
+  const previous = await readModuleRow(tx, module, cause.orderId, { lock: true });
   if (!previous || !from.includes(previous.state)) return false;
   const moved = await tx
     .update(t)
     .set({ state: to, version: sql`${t.version} + 1`, updatedAt: new Date() } as never)
-    .where(and(eq(t.orderId, event.orderId), inArray(t.state, [...from])))
+    .where(and(eq(t.orderId, cause.orderId), inArray(t.state, [...from])))
     .returning({ version: t.version });
   const version = moved[0]?.version as number | undefined;
   if (version === undefined) return false;
-  await enqueue(tx, [
-    {
-      type: moduleEventType(module, to),
-      orderId: event.orderId,
-      payload: { module: module.name, state: to, from: previous.state, version, cause: event.id },
-    },
-  ]);
+  await emit(tx, module, cause, { state: to, from: previous.state, version });
   return true;
 }
 
-/** Remembers a fact about an order for a module that has no row for it yet. */
-export async function addNote(db: Executor, module: string, orderId: string, note: string): Promise<void> {
-  await db.insert(moduleNotes).values({ module, orderId, note }).onConflictDoNothing();
-}
-
-export async function hasNote(db: Executor, module: string, orderId: string, note: string): Promise<boolean> {
-  const rows = await db
-    .select({ note: moduleNotes.note })
-    .from(moduleNotes)
-    .where(and(eq(moduleNotes.module, module), eq(moduleNotes.orderId, orderId), eq(moduleNotes.note, note)));
-  return rows.length > 0;
+async function emit<S extends string>(
+  tx: Tx,
+  module: ModuleDefinition<S>,
+  cause: { id: string; orderId: string },
+  change: { state: S; from: S | null; version: number },
+  facts: Record<string, unknown> = {},
+): Promise<void> {
+  const payload: ModuleRowChanged = { module: module.name, ...change, cause: cause.id };
+  await enqueue(tx, [
+    { type: module.events[change.state], orderId: cause.orderId, payload: { ...payload, ...facts } },
+  ]);
 }

@@ -1,7 +1,7 @@
 import type { AnyPgColumn, PgTable } from "drizzle-orm/pg-core";
 import type { Tx } from "../db/database.ts";
-import type { BusEvent } from "../relay/bus.ts";
 import type { ProductKind } from "./catalog.ts";
+import type { EventOf, EventType } from "./events.ts";
 
 export interface OrderFacts {
   orderId: string;
@@ -16,15 +16,44 @@ export type ModuleTable = PgTable & {
   updatedAt: AnyPgColumn;
 };
 
-/** What a module's handler may do: all of it joins the listener's transaction. */
-export interface ModuleContext<S extends string> {
-  tx: Tx;
-  event: BusEvent;
-  module: ModuleDefinition<S>;
+/** A module's row for one order, as its decisions see it. */
+export interface ModuleRowState<S extends string> {
+  state: S;
 }
 
-// Method syntax makes the parameter bivariant, so a module typed with its own states fits the module list.
-export type ModuleHandler<S extends string> = { handle(ctx: ModuleContext<S>): Promise<void> }["handle"];
+/** What a module knows about one order when an event comes: its row (none yet: undefined) and its notes. */
+export interface ModuleState<S extends string> {
+  row: ModuleRowState<S> | undefined;
+  /** Facts heard before the row existed: "cancelled", or e.g. "invoice-paid". */
+  notes: ReadonlySet<string>;
+}
+
+/** What a module's decision asks for; the shared executor (module-rows.ts) applies it in the listener's transaction. */
+export type ModuleAction<S extends string, Columns = Record<string, unknown>> =
+  /** Create the row in `state` with these columns, and emit the state's event. `numbered`: take the module's next number (`numbering`). */
+  | { kind: "create"; state: S; columns: Columns; numbered?: boolean }
+  /** Move the row to `to` (only from a state its transitions allow), and emit the state's event. */
+  | { kind: "move"; to: S }
+  /** Remember a fact about the order until the row exists. */
+  | { kind: "note"; note: string }
+  /** Not yet: fail, so the bus brings the event again later. */
+  | { kind: "retry"; reason: string };
+
+// Method syntax makes the parameters bivariant, so a module typed with its own states fits the module list.
+export type ModuleDecider<E, S extends string, Columns> = {
+  decide(event: E, state: ModuleState<S>): ModuleAction<S, Columns>[];
+}["decide"];
+
+/** A module's decision on events of type E, for a module with states S and table T. */
+export type DecideOn<
+  E extends EventType,
+  S extends string,
+  T extends ModuleTable = ModuleTable,
+> = ModuleDecider<EventOf<E>, S, Partial<T["$inferInsert"]>>;
+
+export type CancelDecider<S extends string> = {
+  decide(row: ModuleRowState<S>): ModuleAction<S, never>[];
+}["decide"];
 
 /**
  * One module of the saga, in the seed's five rules: it listens to the bus
@@ -32,14 +61,14 @@ export type ModuleHandler<S extends string> = { handle(ctx: ModuleContext<S>): P
  * completion aggregate (`terminalHappy`), handles cancel (`onCancel`, not
  * optional) and is idempotent (the listener runner's inbox, keyed by event id).
  */
-export interface ModuleDefinition<S extends string = string> {
+export interface ModuleDefinition<S extends string = string, T extends ModuleTable = ModuleTable> {
   /** Also the name in MODULES_REQUIRED_FOR_COMPLETION and the durable consumer's name. */
   name: string;
-  /** Prefix of the module's events: "Invoice" gives InvoiceIssued, InvoicePaid, ... */
-  entity: string;
-  table: ModuleTable;
+  table: T;
   states: readonly S[];
-  /** The state its row is created in. */
+  /** The event its row emits on entering each state, e.g. issued: "InvoiceIssued". */
+  events: Record<S, string>;
+  /** The state its row is created in as a rule (a decision may create it in another); the diagram starts here. */
   initial: S;
   /** The sub-state machine: for each state, the states it may move to. */
   transitions: Partial<Record<S, readonly S[]>>;
@@ -75,20 +104,36 @@ export interface ModuleDefinition<S extends string = string> {
     /** The partner scope that may call it. */
     scope: "payments" | "logistics" | "travelium";
     /** e.g. ShipmentReported */
-    event: string;
+    event: EventType;
   };
-  /** Handlers by event type. */
-  on: Partial<Record<string, ModuleHandler<S>>>;
-  /** Rule 4: roll back this module's part of a cancelled order. Called at most once per order. */
-  onCancel: ModuleHandler<S>;
+  /** Its decisions, by event type: pure, they return what to do and the executor does it. */
+  on: { [E in EventType]?: ModuleDecider<EventOf<E>, S, Partial<T["$inferInsert"]>> };
+  /** Rule 4: roll back this module's part of a cancelled order, given its row. Called at most once per order. */
+  onCancel: CancelDecider<S>;
+  /**
+   * A gap-free number some created rows take (`numbered: true`), in the
+   * listener's transaction, so its rollback gives the number back.
+   */
+  numbering?: { column: string; next(tx: Tx): Promise<string> };
+  /** What the event of a row created in a state carries besides the state, read from the row as written. */
+  announce?: { [K in S]?: AnnounceRow<T> };
 }
 
-export function defineModule<const S extends string>(definition: ModuleDefinition<S>): ModuleDefinition<S> {
+type AnnounceRow<T extends ModuleTable> = {
+  announce(row: T["$inferSelect"]): Record<string, unknown>;
+}["announce"];
+
+export function defineModule<const S extends string, T extends ModuleTable>(
+  definition: ModuleDefinition<S, T>,
+): ModuleDefinition<S, T> {
   for (const [from, tos] of Object.entries(definition.transitions) as [S, readonly S[]][]) {
     for (const to of [from, ...tos]) {
       if (!definition.states.includes(to))
         throw new Error(`module ${definition.name}: unknown state "${to}"`);
     }
+  }
+  for (const state of definition.states) {
+    if (!definition.events[state]) throw new Error(`module ${definition.name}: no event for "${state}"`);
   }
   if (!definition.states.includes(definition.terminalHappy)) {
     throw new Error(

@@ -1,9 +1,10 @@
 import type { Tx } from "../db/database.ts";
 import type { Listener } from "../relay/listener.ts";
-import { decideProgress } from "./decide.ts";
+import { decideProgress, decideVeto } from "./decide.ts";
+import { parseModuleRowChanged } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
-import { moduleEventType, readModuleRow } from "./module-rows.ts";
-import { canMove, type OrderStatus } from "./states.ts";
+import { readModuleRow } from "./module-rows.ts";
+import type { OrderStatus } from "./states.ts";
 import type { OrderRow } from "./tables.ts";
 import { cancelTransition, lockOrder, transitionOrder } from "./transition.ts";
 
@@ -14,19 +15,19 @@ import { cancelTransition, lockOrder, transitionOrder } from "./transition.ts";
  * than trusting the order in which the events arrive.
  */
 export function ordersListener(modules: readonly ModuleDefinition[]): Listener {
-  const moduleEvents = new Set(modules.flatMap((m) => m.states.map((s) => moduleEventType(m, s))));
+  const moduleEvents = new Set<string>(modules.flatMap((m) => Object.values<string>(m.events)));
   return {
     name: "orders",
     handles: (type) => moduleEvents.has(type),
-    async handle(tx, event) {
+    async handle(tx, delivery) {
+      const event = parseModuleRowChanged(delivery);
       const order = await lockOrder(tx, event.orderId);
       if (!order) return;
+      const { state } = event.payload;
       const source = modules.find((m) => m.name === event.payload.module);
-      const state = String(event.payload.state);
-      if (source?.vetoes?.includes(state) && canMove(order.status, "cancelled")) {
-        await cancelTransition(tx, order, `${source.name} vetoed the order (${state})`, {
-          veto: source.name,
-        });
+      const veto = decideVeto(order.status, source, state);
+      if (veto && source) {
+        await cancelTransition(tx, order, veto, { veto: source.name });
         return;
       }
       await advanceOrder(tx, order, modules);

@@ -1,69 +1,41 @@
-import { sql } from "drizzle-orm";
-import type { Tx } from "../../db/database.ts";
-import { enqueue } from "../../relay/outbox.ts";
-import { defineModule, type ModuleContext, type ModuleHandler } from "../../statemachine/module.ts";
-import { createModuleRow, hasNote, moduleEventType, moveModuleRow } from "../../statemachine/module-rows.ts";
-import { type CapturedPayment, capturedPayment, invoiceNumber } from "./invoice.ts";
-import { financeInvoiceCounter, financeInvoices, type InvoiceState, invoiceStates } from "./table.ts";
+import type { EventType } from "../../statemachine/events.ts";
+import { type CancelDecider, type DecideOn, defineModule } from "../../statemachine/module.ts";
+import { cancelledNote } from "../../statemachine/module-decide.ts";
+import { capturedPayment, issuedInvoice } from "./invoice.ts";
+import { nextInvoiceNumber } from "./numbering.ts";
+import { financeInvoices, type InvoiceState, invoiceStates } from "./table.ts";
 
-/** The next invoice number, taken inside the issuing transaction: its rollback gives the number back. */
-async function nextInvoiceNumber(tx: Tx): Promise<string> {
-  const counter = financeInvoiceCounter;
-  const [row] = await tx
-    .insert(counter)
-    .values({ id: 1, last: 1 })
-    .onConflictDoUpdate({ target: counter.id, set: { last: sql`${counter.last} + 1` } })
-    .returning({ last: counter.last });
-  return invoiceNumber(row!.last);
-}
-
-const issueInvoice: ModuleHandler<InvoiceState> = async (ctx) => {
-  const payment = capturedPayment(ctx.event.payload);
-  if (await hasNote(ctx.tx, finance.name, ctx.event.orderId, "cancelled")) {
-    await refundWithoutInvoice(ctx, payment);
-    return;
-  }
-  await createModuleRow(ctx, { ...payment, invoiceNumber: await nextInvoiceNumber(ctx.tx) });
-};
+type Decide<E extends EventType> = DecideOn<E, InvoiceState, typeof financeInvoices>;
 
 /**
- * An order Finance knows is cancelled before it invoiced it gets no invoice:
+ * The invoice is issued for the payment the confirmation carries, with the
+ * next gap-free number. An order Finance knows is cancelled gets no invoice:
  * no number is used, the captured payment is refunded, and no InvoiceIssued
  * goes out (so no confirmation email either).
  */
-async function refundWithoutInvoice(ctx: ModuleContext<InvoiceState>, payment: CapturedPayment) {
-  const { tx, event } = ctx;
-  const inserted = await tx
-    .insert(financeInvoices)
-    .values({ orderId: event.orderId, state: "refunded", ...payment })
-    .onConflictDoNothing()
-    .returning({ orderId: financeInvoices.orderId });
-  if (inserted.length === 0) return;
-  await enqueue(tx, [
-    {
-      type: moduleEventType(finance, "refunded"),
-      orderId: event.orderId,
-      payload: { module: finance.name, state: "refunded", from: null, version: 1, cause: event.id },
-    },
-  ]);
-}
+const issueInvoice: Decide<"OrderConfirmed"> = (confirmed, { notes }) => {
+  const payment = capturedPayment(confirmed.payload);
+  if (notes.has(cancelledNote)) return [{ kind: "create", state: "refunded", columns: payment }];
+  return [{ kind: "create", state: "issued", columns: payment, numbered: true }];
+};
 
 /** The payment was captured before the order was confirmed, so an issued invoice is settled at once. */
-const settleInvoice: ModuleHandler<InvoiceState> = async (ctx) => {
-  await moveModuleRow(ctx, "paid");
-};
+const settleInvoice: Decide<"InvoiceIssued"> = () => [{ kind: "move", to: "paid" }];
 
 /** A cancel after the invoice was issued refunds it: the invoice keeps its number, the refund is its credit note. */
-const refundInvoice: ModuleHandler<InvoiceState> = async (ctx) => {
-  await moveModuleRow(ctx, "refunded");
-};
+const refundInvoice: CancelDecider<InvoiceState> = () => [{ kind: "move", to: "refunded" }];
 
 export const finance = defineModule({
   name: "finance",
-  entity: "Invoice",
   table: financeInvoices,
   initial: "issued",
   states: invoiceStates,
+  events: {
+    pending: "InvoicePending",
+    issued: "InvoiceIssued",
+    paid: "InvoicePaid",
+    refunded: "InvoiceRefunded",
+  },
   transitions: {
     pending: ["issued", "refunded"],
     issued: ["paid", "refunded"],
@@ -83,4 +55,6 @@ export const finance = defineModule({
     InvoiceIssued: settleInvoice,
   },
   onCancel: refundInvoice,
+  numbering: { column: "invoiceNumber", next: nextInvoiceNumber },
+  announce: { issued: (row) => ({ invoice: issuedInvoice(row) }) },
 });

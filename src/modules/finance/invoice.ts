@@ -1,4 +1,6 @@
 /** Finance's decisions, free of I/O. */
+import type { IssuedInvoice, OrderConfirmed } from "../../statemachine/events.ts";
+import type { financeInvoices } from "./table.ts";
 
 /** INV-000042: what customers and accountants read on the PDF. */
 export function invoiceNumber(n: number): string {
@@ -12,10 +14,19 @@ export interface CapturedPayment {
 }
 
 /** OrderConfirmed carries the captured payment; an invoice is issued for exactly that amount. */
-export function capturedPayment(payload: Record<string, unknown>): CapturedPayment {
-  const { paymentReference, amount, currency } = payload;
-  if (typeof paymentReference !== "string" || typeof amount !== "number" || typeof currency !== "string") {
-    throw new Error("OrderConfirmed without a captured payment (paymentReference, amount, currency)");
-  }
+export function capturedPayment(confirmed: OrderConfirmed): CapturedPayment {
+  const { paymentReference, amount, currency } = confirmed;
   return { paymentReference, amount, currency };
+}
+
+/** InvoiceIssued carries the invoice as written, so that nobody has to read Finance's table for it. */
+export function issuedInvoice(row: typeof financeInvoices.$inferSelect): IssuedInvoice {
+  if (row.invoiceNumber === null) throw new Error(`invoice of order ${row.orderId} has no number`);
+  return {
+    number: row.invoiceNumber,
+    amount: row.amount,
+    currency: row.currency,
+    paymentReference: row.paymentReference,
+    issuedAt: row.createdAt.toISOString(),
+  };
 }

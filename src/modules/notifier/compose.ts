@@ -2,7 +2,6 @@
 import { asc, eq } from "drizzle-orm";
 import type { Executor } from "../../db/database.ts";
 import { orderLines, salesOrders } from "../../statemachine/tables.ts";
-import { financeInvoices } from "../finance/table.ts";
 import { isoDate, renderInvoicePdf } from "./invoice-pdf.ts";
 import type { OutgoingEmail } from "./mailer.ts";
 import { formatMoney } from "./money.ts";
@@ -11,7 +10,7 @@ import { render, type TemplateData, type Templates } from "./templates.ts";
 
 export async function composeEmail(
   db: Executor,
-  row: Pick<NotificationRow, "orderId" | "kind" | "recipient" | "messageId">,
+  row: Pick<NotificationRow, "orderId" | "kind" | "recipient" | "messageId" | "invoice">,
   templates: Templates,
   mailFrom: string,
 ): Promise<OutgoingEmail> {
@@ -38,14 +37,15 @@ export async function composeEmail(
   };
   const attachments: OutgoingEmail["attachments"] = [];
   if (row.kind === "confirmed") {
-    const [invoice] = await db.select().from(financeInvoices).where(eq(financeInvoices.orderId, row.orderId));
-    if (!invoice?.invoiceNumber) throw new Error(`order ${row.orderId} has no invoice yet`);
-    data.invoiceNumber = invoice.invoiceNumber;
-    data.invoiceDate = isoDate(invoice.createdAt);
+    const { invoice } = row;
+    if (!invoice) throw new Error(`order ${row.orderId} has no invoice yet`);
+    const issuedAt = new Date(invoice.issuedAt);
+    data.invoiceNumber = invoice.number;
+    data.invoiceDate = isoDate(issuedAt);
     data.total = formatMoney(invoice.amount, invoice.currency);
     const pdf = await renderInvoicePdf({
-      invoiceNumber: invoice.invoiceNumber,
-      issuedAt: invoice.createdAt,
+      invoiceNumber: invoice.number,
+      issuedAt,
       orderId: order.id,
       customerEmail: row.recipient,
       seller: mailFrom,
@@ -55,7 +55,7 @@ export async function composeEmail(
       currency: invoice.currency,
     });
     attachments.push({
-      filename: `${invoice.invoiceNumber}.pdf`,
+      filename: `${invoice.number}.pdf`,
       content: pdf,
       contentType: "application/pdf",
     });

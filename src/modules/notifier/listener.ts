@@ -1,17 +1,16 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { BusEvent } from "../../relay/bus.ts";
 import type { Listener } from "../../relay/listener.ts";
-import { moduleEventType } from "../../statemachine/module-rows.ts";
+import { type DomainEvent, parseEvent } from "../../statemachine/events.ts";
 import { salesOrders } from "../../statemachine/tables.ts";
 import { orderStateChanged } from "../../statemachine/transition.ts";
-import { finance } from "../finance/index.ts";
 import { notificationMessageId } from "./mailer.ts";
 import { type NotificationKind, type NotificationStatus, notifications } from "./table.ts";
 
 /** The sender LISTENs here; a listener transaction that made a row pending NOTIFYs it at commit. */
 export const notifierChannel = "notifications";
 
-export const invoiceIssued = moduleEventType(finance, "issued");
+/** Finance's event with the issued invoice: the confirmation email carries it. */
+export const invoiceIssued = "InvoiceIssued";
 
 /**
  * What each email waits for. The confirmation carries the invoice, which
@@ -24,9 +23,9 @@ export const factsNeeded: Record<NotificationKind, readonly string[]> = {
 };
 
 /** The shared-state changes and the one module event the notifier hears; everything else sends nothing. */
-export function heardFact(event: BusEvent): { kind: NotificationKind; fact: string } | undefined {
-  if (event.type === invoiceIssued) return { kind: "confirmed", fact: "invoice-issued" };
-  if (event.type !== orderStateChanged) return undefined;
+export function heardFact(event: DomainEvent): { kind: NotificationKind; fact: string } | undefined {
+  if (event.type === "InvoiceIssued") return { kind: "confirmed", fact: "invoice-issued" };
+  if (event.type !== "OrderStateChanged") return undefined;
   if (event.payload.to === "confirmed") return { kind: "confirmed", fact: "order-confirmed" };
   if (event.payload.to === "completed") return { kind: "completed", fact: "order-completed" };
   return undefined;
@@ -49,8 +48,9 @@ export function notifierListener(options: { mailFrom: string; name?: string }): 
   return {
     name: options.name ?? "notifier",
     handles: (type) => type === orderStateChanged || type === invoiceIssued,
-    async handle(tx, event) {
-      if (event.type === orderStateChanged && event.payload.to === "cancelled") {
+    async handle(tx, delivery) {
+      const event = parseEvent(delivery);
+      if (event.type === "OrderStateChanged" && event.payload.to === "cancelled") {
         await tx
           .update(notifications)
           .set({ status: "cancelled" })
@@ -66,6 +66,8 @@ export function notifierListener(options: { mailFrom: string; name?: string }): 
       if (!order) throw new Error(`order ${event.orderId} not found`);
       const cancelled = order.status === "cancelled";
       const needed = factsNeeded[heard.kind];
+      // What the email shows of the invoice comes with the event, so the sender never reads Finance's table.
+      const invoice = event.type === "InvoiceIssued" ? event.payload.invoice : null;
       const neededArray = sql.raw(`array[${needed.map((f) => `'${f}'`).join(", ")}]::text[]`);
       // One statement, so two events of one order handled at once (two processes, or two deliveries
       // side by side) meet on the row's lock: the second sees the first's fact.
@@ -78,10 +80,12 @@ export function notifierListener(options: { mailFrom: string; name?: string }): 
           heard: [heard.fact],
           messageId: notificationMessageId(event.orderId, heard.kind, options.mailFrom),
           recipient: order.contactEmail,
+          invoice,
         })
         .onConflictDoUpdate({
           target: [notifications.orderId, notifications.kind],
           set: {
+            invoice: sql`coalesce(excluded.invoice, notifications.invoice)`,
             heard: sql`(select array_agg(distinct f order by f) from unnest(notifications.heard || excluded.heard) as f)`,
             status: sql`case
               when notifications.status in ('waiting', 'pending') and ${sql.raw(String(cancelled))} then 'cancelled'

@@ -1,5 +1,16 @@
 import { sql } from "drizzle-orm";
-import { check, index, integer, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import {
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uuid,
+} from "drizzle-orm/pg-core";
+import type { IssuedInvoice } from "../../statemachine/events.ts";
 
 export const notificationKinds = ["confirmed", "completed"] as const;
 export type NotificationKind = (typeof notificationKinds)[number];
@@ -28,6 +39,8 @@ export const notifications = pgTable(
     /** `<order-{orderId}.{kind}@{domain of MAIL_FROM}>`: the same on every re-send. */
     messageId: text("message_id").notNull(),
     recipient: text("recipient").notNull(),
+    /** The confirmation's invoice, as InvoiceIssued carried it; null until that is heard. */
+    invoice: jsonb("invoice").$type<IssuedInvoice>(),
     /** Sends tried (counted when claimed, so a sender that died mid-send counts too). */
     attempts: integer("attempts").notNull().default(0),
     lastError: text("last_error"),

@@ -1,11 +1,10 @@
-import { defineModule, type ModuleHandler } from "../../statemachine/module.ts";
+import type { EventType } from "../../statemachine/events.ts";
 import {
-  addNote,
-  createModuleRow,
-  hasNote,
-  moveModuleRow,
-  readModuleRow,
-} from "../../statemachine/module-rows.ts";
+  type CancelDecider,
+  type DecideOn,
+  defineModule,
+  type ModuleAction,
+} from "../../statemachine/module.ts";
 import { type SubscriptionState, subscriptionContracts, subscriptionStates } from "./table.ts";
 
 /**
@@ -14,35 +13,37 @@ import { type SubscriptionState, subscriptionContracts, subscriptionStates } fro
  * terminates on cancel (4), and relies on the inbox for idempotency (5).
  */
 
+type Decide<E extends EventType> = DecideOn<E, SubscriptionState, typeof subscriptionContracts>;
+
 const invoicePaid = "invoice-paid";
 
-const openSubscription: ModuleHandler<SubscriptionState> = async (ctx) => {
-  const lines = (ctx.event.payload.lines ?? []) as { sku: string; kind: string; quantity: number }[];
-  const plans = lines
+const openSubscription: Decide<"OrderConfirmed"> = ({ payload }, { notes }) => {
+  const plans = payload.lines
     .filter((l) => l.kind === "subscription")
     .map(({ sku, quantity }) => ({ sku, quantity }));
-  if (plans.length === 0) return;
-  if (!(await createModuleRow(ctx, { plans }))) return;
+  if (plans.length === 0) return [];
   // Finance may have been quicker than us: the payment we wait for is already in.
-  if (await hasNote(ctx.tx, ctx.module.name, ctx.event.orderId, invoicePaid))
-    await moveModuleRow(ctx, "active");
+  const paid: ModuleAction<SubscriptionState>[] = notes.has(invoicePaid)
+    ? [{ kind: "move", to: "active" }]
+    : [];
+  return [{ kind: "create", state: "pending", columns: { plans } }, ...paid];
 };
 
-const activate: ModuleHandler<SubscriptionState> = async (ctx) => {
-  if (await readModuleRow(ctx.tx, ctx.module, ctx.event.orderId)) await moveModuleRow(ctx, "active");
-  else await addNote(ctx.tx, ctx.module.name, ctx.event.orderId, invoicePaid);
-};
+const activate: Decide<"InvoicePaid"> = (_, { row }) =>
+  row ? [{ kind: "move", to: "active" }] : [{ kind: "note", note: invoicePaid }];
 
-const terminate: ModuleHandler<SubscriptionState> = async (ctx) => {
-  await moveModuleRow(ctx, "terminated");
-};
+const terminate: CancelDecider<SubscriptionState> = () => [{ kind: "move", to: "terminated" }];
 
 export const subscription = defineModule({
   name: "subscription",
-  entity: "Subscription",
   table: subscriptionContracts,
   initial: "pending",
   states: subscriptionStates,
+  events: {
+    pending: "SubscriptionPending",
+    active: "SubscriptionActive",
+    terminated: "SubscriptionTerminated",
+  },
   transitions: { pending: ["active", "terminated"], active: ["terminated"] },
   terminalHappy: "active",
   involvedIn: (order) => order.lines.some((l) => l.kind === "subscription"),

@@ -1,30 +1,35 @@
-import { defineModule, type ModuleHandler } from "../../statemachine/module.ts";
-import { createModuleRow, moveModuleRow, readModuleRow } from "../../statemachine/module-rows.ts";
+import type { EventType } from "../../statemachine/events.ts";
+import { type CancelDecider, type DecideOn, defineModule } from "../../statemachine/module.ts";
 import { progressTransitions, reportedState } from "../progress.ts";
 import { type BookingState, bookingStates, traveliumBookings } from "./table.ts";
 
-const reserveAllotment: ModuleHandler<BookingState> = async (ctx) => {
-  const lines = (ctx.event.payload.lines ?? []) as { kind: string }[];
-  if (!lines.some((l) => l.kind === "travel")) return;
-  await createModuleRow(ctx, { allotmentReference: `ALLOT-${ctx.event.orderId.slice(0, 8).toUpperCase()}` });
+type Decide<E extends EventType> = DecideOn<E, BookingState, typeof traveliumBookings>;
+
+const reserveAllotment: Decide<"OrderConfirmed"> = ({ orderId, payload }) => {
+  if (!payload.lines.some((l) => l.kind === "travel")) return [];
+  const allotmentReference = `ALLOT-${orderId.slice(0, 8).toUpperCase()}`;
+  return [{ kind: "create", state: "reserved", columns: { allotmentReference } }];
 };
 
-const applyReport: ModuleHandler<BookingState> = async (ctx) => {
-  if (!(await readModuleRow(ctx.tx, ctx.module, ctx.event.orderId)))
-    throw new Error("no booking yet for this order");
-  await moveModuleRow(ctx, reportedState(ctx.event, bookingStates));
+const applyReport: Decide<"BookingReported"> = ({ payload }, { row }) => {
+  if (!row) return [{ kind: "retry", reason: "no booking yet for this order" }];
+  return [{ kind: "move", to: reportedState(payload, bookingStates) }];
 };
 
-const cancelBooking: ModuleHandler<BookingState> = async (ctx) => {
-  await moveModuleRow(ctx, "cancelled");
-};
+const cancelBooking: CancelDecider<BookingState> = () => [{ kind: "move", to: "cancelled" }];
 
 export const travelium = defineModule({
   name: "travelium",
-  entity: "Booking",
   table: traveliumBookings,
   initial: "reserved",
   states: bookingStates,
+  events: {
+    pending: "BookingPending",
+    reserved: "BookingReserved",
+    confirmed: "BookingConfirmed",
+    travelled: "BookingTravelled",
+    cancelled: "BookingCancelled",
+  },
   transitions: progressTransitions(["pending", "reserved", "confirmed", "travelled"], "cancelled"),
   terminalHappy: "travelled",
   // The travel partner cancelling a booking cancels the whole order.

@@ -1,0 +1,73 @@
+/**
+ * A module's reaction to one event, as a pure function of the event and what
+ * the module knows of the order (its row, its notes): the module's own
+ * decision plus the rules every module shares. No I/O, so each module's rules
+ * are tested on their own.
+ */
+import type { DomainEvent } from "./events.ts";
+import { type ModuleAction, type ModuleDefinition, type ModuleState, moduleStatesBefore } from "./module.ts";
+
+export const cancelledNote = "cancelled";
+
+/** Whether the module reacts to this event type at all (OrderCancelled: every module does, rule 4). */
+export function moduleHears(module: Pick<ModuleDefinition, "on">, type: string): boolean {
+  return type === "OrderCancelled" || Object.hasOwn(module.on, type);
+}
+
+/**
+ * The actions to apply, in order, as the executor will apply them: a move
+ * the row's transitions do not allow from the state it will be in is left
+ * out (the guarded UPDATE would change nothing), and a row created after the
+ * order was cancelled is rolled back at once.
+ */
+export function decideModule<S extends string>(
+  module: ModuleDefinition<S>,
+  event: DomainEvent,
+  state: ModuleState<S>,
+): ModuleAction<S>[] {
+  if (event.type === "OrderCancelled") {
+    // Without a row there is nothing to roll back yet: remember it for when the row comes.
+    return state.row
+      ? allowed(module, state, module.onCancel(state.row))
+      : [{ kind: "note", note: cancelledNote }];
+  }
+  const decide = module.on[event.type] as
+    | ((e: DomainEvent, s: ModuleState<S>) => ModuleAction<S>[])
+    | undefined;
+  return allowed(module, state, decide?.(event, state) ?? []);
+}
+
+function allowed<S extends string>(
+  module: ModuleDefinition<S>,
+  state: ModuleState<S>,
+  actions: readonly ModuleAction<S>[],
+): ModuleAction<S>[] {
+  const out: ModuleAction<S>[] = [];
+  let current = state.row?.state;
+  /** Takes one action into `out`; false when the actions after it must not run. */
+  const take = (action: ModuleAction<S>): boolean => {
+    switch (action.kind) {
+      case "create":
+        // The row is there already: whatever followed from creating it was decided before.
+        if (current !== undefined) return false;
+        out.push(action);
+        current = action.state;
+        if (state.notes.has(cancelledNote)) return module.onCancel({ state: current }).every(take);
+        return true;
+      case "move":
+        if (current !== undefined && moduleStatesBefore(module, action.to).includes(current)) {
+          out.push(action);
+          current = action.to;
+        }
+        return true;
+      case "note":
+        out.push(action);
+        return true;
+      case "retry":
+        out.push(action);
+        return false;
+    }
+  };
+  actions.every(take);
+  return out;
+}
