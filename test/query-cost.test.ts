@@ -69,7 +69,7 @@ describe("what a page of orders costs in SQL statements", () => {
     const customer = await tokens.customer();
     orderIds = [];
     for (let i = 0; i < 50; i++) {
-      const { placeOrder } = await gqlData(
+      const { placeOrder } = (await gqlData(
         app.url!,
         parse(`mutation ($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id } } }`) as never,
         {
@@ -81,7 +81,7 @@ describe("what a page of orders costs in SQL statements", () => {
           },
         },
         customer,
-      );
+      )) as { placeOrder: unknown };
       orderIds.push((placeOrder as { order: { id: string } }).order.id);
     }
     // The modules' rows, as their listeners would have written them.
