@@ -122,8 +122,9 @@ describe("what a page of orders costs in SQL statements", () => {
     return { statements, edges };
   };
 
-  it("orders(first: 5) and orders(first: 50) with lines, modules, events, completion run the same few statements", async () => {
+  it("orders(first: 5), (first: 20) and (first: 50) with lines, modules, events, completion run the same few statements", async () => {
     const five = await page(5);
+    const twenty = await page(20);
     const fifty = await page(50);
     expect(five.edges).toHaveLength(5);
     expect(fifty.edges).toHaveLength(50);
@@ -133,8 +134,9 @@ describe("what a page of orders costs in SQL statements", () => {
       expect(node.modules).toHaveLength(4);
     }
     console.info(
-      `SQL statements: orders(first: 5) ${five.statements}, orders(first: 50) ${fifty.statements}`,
+      `SQL statements: orders(first: 5) ${five.statements}, (first: 20) ${twenty.statements}, (first: 50) ${fifty.statements}`,
     );
+    expect(twenty.statements).toBe(five.statements);
     expect(fifty.statements).toBe(five.statements);
     // The page, its lines, events and dead letters, one per module table.
     expect(fifty.statements).toBeLessThanOrEqual(8);
