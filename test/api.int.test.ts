@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
+import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { and, count, eq, sql } from "drizzle-orm";
-import { print } from "graphql";
+import { parse, print } from "graphql";
 import { decodeJwt, SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { orderEvents } from "../src/relay/tables.ts";
@@ -633,6 +634,36 @@ describe("the public contract over HTTP", () => {
       expect(walked).toEqual(all.orders.edges.map((e) => e.node.id));
       const times = all.orders.edges.map((e) => Date.parse(e.node.createdAt));
       expect(times).toEqual([...times].sort((a, b) => b - a));
+    });
+
+    it("walks back from the oldest with last + before, the same list in the same order", async () => {
+      const customer = await tokenFor({ role: "customer", id: `customer-back-${randomUUID().slice(0, 8)}` });
+      for (let i = 0; i < 5; i++) await placed(customer, `back-${i}`);
+      const all = (await gqlData(url, Orders, { first: 100 }, customer)).orders.edges.map((e) => e.node.id);
+      const Back = parse(`query ($last: Int, $before: String) {
+        orders(last: $last, before: $before) {
+          edges { node { id } }
+          pageInfo { hasPreviousPage startCursor }
+        }
+      }`) as TypedDocumentNode<
+        {
+          orders: {
+            edges: { node: { id: string } }[];
+            pageInfo: { hasPreviousPage: boolean; startCursor: string | null };
+          };
+        },
+        { last: number; before?: string | null }
+      >;
+      const pages: string[][] = [];
+      let before: string | null | undefined;
+      for (let guard = 0; guard < 10; guard++) {
+        const { orders } = await gqlData(url, Back, { last: 2, before }, customer);
+        pages.unshift(orders.edges.map((e) => e.node.id));
+        if (!orders.pageInfo.hasPreviousPage) break;
+        before = orders.pageInfo.startCursor;
+      }
+      expect(pages.map((p) => p.length)).toEqual([1, 2, 2]);
+      expect(pages.flat()).toEqual(all);
     });
 
     it("first: 0, first: -1 and first: 1000 are BAD_USER_INPUT", async () => {

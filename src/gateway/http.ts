@@ -4,7 +4,6 @@ import { createYoga } from "graphql-yoga";
 import type { Database } from "../db/database.ts";
 import type { Logger } from "../log.ts";
 import type { Bus } from "../relay/bus.ts";
-import { authenticate, type TokenVerifier } from "../schema/auth.ts";
 import type { Context } from "../schema/builder.ts";
 import { maskError } from "../schema/errors.ts";
 import { schemaFor } from "../schema/index.ts";
@@ -17,10 +16,11 @@ import { answerProbe } from "./probes.ts";
 import { useRateLimit } from "./rate-limit.ts";
 import { useRefuseNulCharacters } from "./refuse-nul.ts";
 import { useSseEventIds } from "./sse-event-ids.ts";
+import { authenticate, callerFields, type TokenVerifier } from "./tokens.ts";
 import { loadTrustedDocuments } from "./trusted-documents.ts";
 import { serveWebSocket } from "./websocket.ts";
 
-export interface GatewayDeps extends Omit<Context, "auth"> {
+export interface GatewayDeps extends Omit<Context, "caller" | "tokenRefused"> {
   bus: Bus;
   verify: TokenVerifier;
   options: GatewayOptions;
@@ -65,7 +65,7 @@ export function createGateway(deps: GatewayDeps): { server: Server; close(): Pro
       const header = connectionParams ? connectionParams.authorization : request.headers.get("authorization");
       return {
         ...services,
-        auth: await authenticate(typeof header === "string" ? header : undefined, verify),
+        ...callerFields(await authenticate(typeof header === "string" ? header : undefined, verify)),
         lastEventId: connectionParams ? undefined : (request.headers.get("last-event-id") ?? undefined),
         // The peer's address keys the rate limit of anonymous callers (X-Forwarded-For is not trusted: it is the caller's to write).
         clientKey,

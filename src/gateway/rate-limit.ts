@@ -11,8 +11,7 @@ import type { Context } from "../schema/builder.ts";
 export function useRateLimit(perMinute: number): Plugin<Context & { clientKey?: string }> {
   const limiter = new RateLimiterMemory({ points: perMinute, duration: 60 });
   const check = async (context: Context & { clientKey?: string }) => {
-    const key =
-      context.auth.kind === "caller" ? `caller:${context.auth.caller.id}` : `ip:${context.clientKey ?? "?"}`;
+    const key = context.caller ? `caller:${context.caller.id}` : `ip:${context.clientKey ?? "?"}`;
     try {
       await limiter.consume(key);
       return undefined;

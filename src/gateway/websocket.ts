@@ -4,8 +4,8 @@ import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer } from "ws";
-import { authenticate, type TokenVerifier } from "../schema/auth.ts";
 import type { GatewayOptions } from "./options.ts";
+import { authenticate, type TokenVerifier } from "./tokens.ts";
 import type { TrustedDocuments } from "./trusted-documents.ts";
 
 /**
@@ -89,7 +89,7 @@ export function serveWebSocket(
           return [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
         }
         const contextValue = await enveloped.contextFactory();
-        if (contextValue.auth?.kind === "invalid") {
+        if (contextValue.tokenRefused !== undefined) {
           ctx.extra.socket.close(CloseCode.Forbidden, "Forbidden: the token is no longer valid");
           return [
             new GraphQLError("the token is no longer valid", { extensions: { code: "UNAUTHENTICATED" } }),

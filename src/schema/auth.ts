@@ -1,5 +1,5 @@
-import { createRemoteJWKSet, decodeProtectedHeader, type JWTPayload, jwtVerify } from "jose";
-import { refuse } from "../errors.ts";
+import { type AuthFailure, AuthScopeFailureType } from "@pothos/plugin-scope-auth";
+import { RefusedError } from "../errors.ts";
 import type { OrderRow } from "../statemachine/tables.ts";
 
 export const roles = ["customer", "partner", "admin"] as const;
@@ -12,85 +12,56 @@ export interface Caller {
   scopes: PartnerScope[];
 }
 
-/** What the bearer token said: nobody, a caller, or a token we refuse. */
-export type Authentication =
-  | { kind: "anonymous" }
-  | { kind: "caller"; caller: Caller }
-  | { kind: "invalid"; reason: string };
+/** The scopes fields name in their authScopes: who may do what (CONTRACT.md). */
+export interface AuthScopes {
+  signedIn: boolean;
+  customer: boolean;
+  admin: boolean;
+  /** A partner with this scope. */
+  partner: PartnerScope;
+}
 
-/** Checks a token's signature and claims; rejects when it is not valid. */
-export type TokenVerifier = (token: string) => Promise<JWTPayload>;
-
-/**
- * HS256 tokens signed with JWT_SECRET, and tokens of an identity provider
- * whose keys are at JWT_JWKS_URL (fetched and cached by jose), with the
- * issuer and audience checks production users configure.
- */
-export function createVerifier(options: {
-  secret?: Uint8Array;
-  jwksUrl?: string;
-  issuer?: string;
-  audience?: string;
-}): TokenVerifier {
-  const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined;
-  return async (token) => {
-    const { alg } = decodeProtectedHeader(token);
-    if (alg === "HS256" && options.secret) {
-      return (await jwtVerify(token, options.secret, { algorithms: ["HS256"] })).payload;
-    }
-    if (alg !== "HS256" && jwks) {
-      return (await jwtVerify(token, jwks, { issuer: options.issuer, audience: options.audience })).payload;
-    }
-    throw new Error(`no key for a token signed with ${alg}`);
+export function authScopesOf(context: { caller?: Caller }) {
+  const { caller } = context;
+  return {
+    signedIn: caller !== undefined,
+    customer: caller?.role === "customer",
+    admin: caller?.role === "admin",
+    partner: (scope: PartnerScope) => caller?.role === "partner" && caller.scopes.includes(scope),
   };
 }
 
-export async function authenticate(
-  authorization: string | null | undefined,
-  verify: TokenVerifier,
-): Promise<Authentication> {
-  if (!authorization) return { kind: "anonymous" };
-  const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
-  if (!match) return { kind: "invalid", reason: "the Authorization header must be `Bearer <token>`" };
-  try {
-    const payload = await verify(match[1]!);
-    const role = payload.role;
-    if (typeof payload.sub !== "string" || payload.sub.length === 0)
-      return { kind: "invalid", reason: "the token has no sub" };
-    if (!roles.includes(role as Caller["role"]))
-      return { kind: "invalid", reason: "the token has no known role" };
-    const scopes = Array.isArray(payload.scopes)
-      ? payload.scopes.filter((s): s is PartnerScope => partnerScopes.includes(s as PartnerScope))
-      : [];
-    return { kind: "caller", caller: { id: payload.sub, role: role as Caller["role"], scopes } };
-  } catch (error) {
-    const expired = error instanceof Error && "code" in error && error.code === "ERR_JWT_EXPIRED";
-    return { kind: "invalid", reason: expired ? "the token has expired" : "the token is not valid" };
-  }
+/** The rules fields use. An admin does everything. */
+export const signedIn = { signedIn: true } as const;
+export const customerOrAdmin = { customer: true, admin: true } as const;
+export const adminOnly = { admin: true } as const;
+export const partnerOrAdmin = (scope: PartnerScope) => ({ partner: scope, admin: true }) as const;
+
+/** A refusal keeps the contract's codes: UNAUTHENTICATED without a valid token, FORBIDDEN with one. */
+export function refusalOf(context: { caller?: Caller; tokenRefused?: string }, failure: AuthFailure): Error {
+  const { caller } = context;
+  if (!caller)
+    return new RefusedError("UNAUTHENTICATED", context.tokenRefused ?? "this operation needs a bearer token");
+  const scope = partnerScopeIn(failure);
+  if (scope) return new RefusedError("FORBIDDEN", `needs a partner token with scope ${scope}`);
+  return new RefusedError("FORBIDDEN", `not allowed for role ${caller.role}`);
 }
 
-export function requireCaller(auth: Authentication): Caller {
-  if (auth.kind === "caller") return auth.caller;
-  return refuse(
-    "UNAUTHENTICATED",
-    auth.kind === "invalid" ? auth.reason : "this operation needs a bearer token",
-  );
+function partnerScopeIn(failure: AuthFailure): PartnerScope | undefined {
+  if (failure.kind === AuthScopeFailureType.AuthScope && failure.scope === "partner")
+    return failure.parameter as PartnerScope;
+  if (
+    failure.kind === AuthScopeFailureType.AnyAuthScopes ||
+    failure.kind === AuthScopeFailureType.AllAuthScopes
+  )
+    return failure.failures.map(partnerScopeIn).find((s) => s !== undefined);
+  return undefined;
 }
 
-export function requireRole(auth: Authentication, ...allowed: Caller["role"][]): Caller {
-  const caller = requireCaller(auth);
-  if (caller.role !== "admin" && !allowed.includes(caller.role))
-    refuse("FORBIDDEN", `not allowed for role ${caller.role}`);
-  return caller;
-}
-
-/** A partner with the scope, or an admin. */
-export function requireScope(auth: Authentication, scope: PartnerScope): Caller {
-  const caller = requireCaller(auth);
-  if (caller.role === "admin") return caller;
-  if (caller.role !== "partner" || !caller.scopes.includes(scope))
-    refuse("FORBIDDEN", `needs a partner token with scope ${scope}`);
-  return caller;
+/** The caller of a field whose authScopes let only signed-in callers through. */
+export function callerOf(context: { caller?: Caller }): Caller {
+  if (!context.caller) throw new Error("a field without authScopes asked for the caller");
+  return context.caller;
 }
 
 /** Customers see their own orders; partners read the orders they act on (any); admins see all. */

@@ -1,31 +1,28 @@
 import { type GraphQLSchema, lexicographicSortSchema } from "graphql";
 import type { ModuleDefinition } from "../statemachine/module.ts";
-import { builder } from "./builder.ts";
-import { registerModuleStates } from "./module-state.ts";
-import { registerReports } from "./reports.ts";
-import "./product.ts";
-import "./order.ts";
-import "./mutations.ts";
-import "./subscription.ts";
-import "./dead-letters.ts";
-import "./parked-events.ts";
-
-let built: { modules: readonly ModuleDefinition[]; schema: GraphQLSchema } | undefined;
+import { createBuilder } from "./builder.ts";
+import { addDeadLetters } from "./dead-letters.ts";
+import { addModuleStates } from "./module-state.ts";
+import { addMutations } from "./mutations.ts";
+import { addOrders } from "./order.ts";
+import { addParkedEvents } from "./parked-events.ts";
+import { addProducts } from "./product.ts";
+import { addReports } from "./reports.ts";
+import { addSubscription } from "./subscription.ts";
 
 /**
  * The schema for a module list: each module adds its ModuleState type and its
- * report mutation. Types are registered once per process, so one process
- * serves one module list.
+ * report mutation. Each call builds afresh, so one process may serve several lists.
  */
 export function schemaFor(modules: readonly ModuleDefinition[]): GraphQLSchema {
-  if (built) {
-    if (built.modules.map((m) => m.name).join() !== modules.map((m) => m.name).join()) {
-      throw new Error("one process serves one module list");
-    }
-    return built.schema;
-  }
-  registerModuleStates(modules);
-  registerReports(modules);
-  built = { modules, schema: lexicographicSortSchema(builder.toSchema()) };
-  return built.schema;
+  const builder = createBuilder();
+  const products = addProducts(builder);
+  const moduleStates = addModuleStates(builder, modules);
+  const orders = addOrders(builder, { ...products, ...moduleStates });
+  const mutations = addMutations(builder, orders);
+  addReports(builder, modules, mutations);
+  addSubscription(builder, orders);
+  addDeadLetters(builder, orders);
+  addParkedEvents(builder);
+  return lexicographicSortSchema(builder.toSchema());
 }

@@ -1,7 +1,9 @@
-import { eq } from "drizzle-orm";
-import type { Executor } from "../db/database.ts";
+import { createContextCache } from "@pothos/core";
+import DataLoader from "dataloader";
+import { inArray } from "drizzle-orm";
 import type { ModuleDefinition } from "../statemachine/module.ts";
-import { builder } from "./builder.ts";
+import type { OrderRow } from "../statemachine/tables.ts";
+import type { Builder, Context } from "./builder.ts";
 import { upperEnum } from "./enums.ts";
 
 /** A module's row for one order, as the schema sees it. */
@@ -12,21 +14,21 @@ export interface ModuleStateRow {
   row: Record<string, unknown>;
 }
 
-export const ModuleStateRef = builder.interfaceRef<ModuleStateRow>("ModuleState").implement({
-  description: "A module's own record of its work on one order (its order_module_state row).",
-  fields: (t) => ({
-    module: t.exposeString("module", {
-      description: "Module name: finance, logistics, travelium, subscription, ...",
-    }),
-    state: t.exposeString("state", {
-      description: "The module's sub-state, lower case, e.g. issued, shipped, reserved.",
-    }),
-    updatedAt: t.field({ type: "DateTime", resolve: (r) => r.updatedAt }),
-  }),
-});
-
 /** Each module contributes its ModuleState type from its definition: nothing here names a module. */
-export function registerModuleStates(modules: readonly ModuleDefinition[]): void {
+export function addModuleStates(builder: Builder, modules: readonly ModuleDefinition[]) {
+  const ModuleStateRef = builder.interfaceRef<ModuleStateRow>("ModuleState").implement({
+    description: "A module's own record of its work on one order (its order_module_state row).",
+    fields: (t) => ({
+      module: t.exposeString("module", {
+        description: "Module name: finance, logistics, travelium, subscription, ...",
+      }),
+      state: t.exposeString("state", {
+        description: "The module's sub-state, lower case, e.g. issued, shipped, reserved.",
+      }),
+      updatedAt: t.field({ type: "DateTime", resolve: (r) => r.updatedAt }),
+    }),
+  });
+
   for (const module of modules) {
     const { typeName, stateEnum, stateField, strings = {} } = module.graphql;
     const StateEnum = builder.enumType(stateEnum, { values: upperEnum(module.states) });
@@ -47,21 +49,42 @@ export function registerModuleStates(modules: readonly ModuleDefinition[]): void
       }),
     });
   }
+
+  return { ModuleStateRef };
 }
 
-export async function loadModuleStates(
-  db: Executor,
-  modules: readonly ModuleDefinition[],
-  order: { id: string; involvedModules: string[] },
-): Promise<ModuleStateRow[]> {
-  const rows: ModuleStateRow[] = [];
-  for (const module of modules) {
-    if (!order.involvedModules.includes(module.name)) continue;
-    const [row] = await db.select().from(module.table).where(eq(module.table.orderId, order.id));
-    if (row) {
-      const r = row as Record<string, unknown>;
-      rows.push({ module: module.name, state: r.state as string, updatedAt: r.updatedAt as Date, row: r });
+type InvolvedOrder = Pick<OrderRow, "id" | "involvedModules">;
+
+/**
+ * The module rows of the orders a request reads, one statement per module
+ * table for all of them (Order.modules and Order.completion share it). Not
+ * cached: a subscription keeps its context for every event, and rows move.
+ */
+export const moduleStatesOf = createContextCache(
+  (ctx: Context) =>
+    new DataLoader<InvolvedOrder, ModuleStateRow[], string>((orders) => loadModuleStates(ctx, orders), {
+      cache: false,
+    }),
+);
+
+async function loadModuleStates(ctx: Context, orders: readonly InvolvedOrder[]): Promise<ModuleStateRow[][]> {
+  const byOrder = new Map(orders.map((o) => [o.id, [] as ModuleStateRow[]]));
+  const tables = ctx.modules.map(async (module) => {
+    const ids = [...new Set(orders.filter((o) => o.involvedModules.includes(module.name)).map((o) => o.id))];
+    if (ids.length === 0) return [];
+    const rows = await ctx.database.db.select().from(module.table).where(inArray(module.table.orderId, ids));
+    return rows.map((row) => ({ module: module.name, row: row as Record<string, unknown> }));
+  });
+  // Module list order within each order, as the modules are declared.
+  for (const rows of await Promise.all(tables)) {
+    for (const { module, row } of rows) {
+      byOrder.get(row.orderId as string)?.push({
+        module,
+        state: row.state as string,
+        updatedAt: row.updatedAt as Date,
+        row,
+      });
     }
   }
-  return rows;
+  return orders.map((o) => byOrder.get(o.id) ?? []);
 }

@@ -1,11 +1,15 @@
 import * as commands from "../statemachine/commands.ts";
 import type { ModuleDefinition } from "../statemachine/module.ts";
-import { requireScope } from "./auth.ts";
-import { builder } from "./builder.ts";
-import { OrderCommandPayload, orderId } from "./mutations.ts";
+import { callerOf, partnerOrAdmin } from "./auth.ts";
+import type { Builder } from "./builder.ts";
+import { type addMutations, orderId } from "./mutations.ts";
 
 /** A partner's progress-report mutation for each module that declares one (reportShipment, reportBooking). */
-export function registerReports(modules: readonly ModuleDefinition[]): void {
+export function addReports(
+  builder: Builder,
+  modules: readonly ModuleDefinition[],
+  { OrderCommandPayload }: ReturnType<typeof addMutations>,
+): void {
   for (const module of modules) {
     const report = module.report;
     if (!report) continue;
@@ -21,15 +25,14 @@ export function registerReports(modules: readonly ModuleDefinition[]): void {
       t.field({
         type: OrderCommandPayload,
         description: `Partner (scope ${report.scope}). Applied by the ${module.name} listener; earlier or repeated states are no-ops.`,
+        authScopes: partnerOrAdmin(report.scope),
         args: { input: t.arg({ type: Input, required: true }) },
-        resolve: (_root, { input }, ctx) => {
-          const caller = requireScope(ctx.auth, report.scope);
-          return commands.reportProgress(ctx.commands, reporting, orderId(input.orderId), {
+        resolve: (_root, { input }, ctx) =>
+          commands.reportProgress(ctx.commands, reporting, orderId(input.orderId), {
             state: String(input.state),
             idempotencyKey: input.idempotencyKey,
-            reportedBy: caller.id,
-          });
-        },
+            reportedBy: callerOf(ctx).id,
+          }),
       }),
     );
   }

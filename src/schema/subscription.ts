@@ -5,35 +5,9 @@ import { orderEvents } from "../relay/tables.ts";
 import type { OrderStatus } from "../statemachine/states.ts";
 import { salesOrders } from "../statemachine/tables.ts";
 import { orderStateChanged } from "../statemachine/transition.ts";
-import { type Caller, canSee, requireCaller } from "./auth.ts";
-import { builder, type Context } from "./builder.ts";
-import { isUuid, OrderRef, OrderStatusEnum, visibleOrder } from "./order.ts";
-
-const OrderStateChangedEvent = builder.objectRef<OrderStateChange>("OrderStateChangedEvent").implement({
-  fields: (t) => ({
-    eventId: t.exposeID("eventId"),
-    orderId: t.exposeID("orderId"),
-    from: t.field({
-      type: OrderStatusEnum,
-      nullable: true,
-      description: "Null for the first state.",
-      resolve: (c) => c.from,
-    }),
-    to: t.field({ type: OrderStatusEnum, resolve: (c) => c.to }),
-    occurredAt: t.field({ type: "DateTime", resolve: (c) => c.occurredAt }),
-    order: t.field({
-      type: OrderRef,
-      description: "The order as of this change: its status is `to`; its other fields may be newer.",
-      resolve: async (change, _args, ctx) => {
-        const [order] = await ctx.database.db
-          .select()
-          .from(salesOrders)
-          .where(eq(salesOrders.id, change.orderId));
-        return { ...order!, status: change.to };
-      },
-    }),
-  }),
-});
+import { type Caller, callerOf, canSee, signedIn } from "./auth.ts";
+import type { Builder, Context } from "./builder.ts";
+import { type addOrders, isUuid, visibleOrder } from "./order.ts";
 
 /** How long to wait for the relay to publish the event a client resumes after (it names it from a mutation's answer). */
 const publishWaitMs = 10_000;
@@ -83,28 +57,61 @@ function statusAt(ctx: Context): StatusAt {
   };
 }
 
-builder.subscriptionField("orderStateChanged", (t) =>
-  t.field({
-    type: OrderStateChangedEvent,
-    description: [
-      "Shared-state changes only (never module sub-states). With orderId: that",
-      "order; without: every order the caller may see. With after (the eventId of",
-      "the last change the client saw): every later change first, then live, with",
-      "no gap and no duplicate at the seam. Over SSE, Last-Event-ID does the same.",
-    ].join("\n"),
-    args: { orderId: t.arg.id(), after: t.arg.id() },
-    subscribe: async (_root, args, ctx) => {
-      const caller = requireCaller(ctx.auth);
-      const orderId = args.orderId ?? undefined;
-      // Another customer's order reads as no order at all.
-      if (orderId !== undefined && !(await visibleOrder(ctx, orderId))) refuse("NOT_FOUND", "no such order");
-      const accept = (change: OrderStateChange) =>
-        (orderId === undefined || change.orderId === orderId) && canSee(caller, change);
-      const after = args.after ?? ctx.lastEventId;
-      if (after == null) return ctx.feed.subscribe(accept, caller.id);
-      const position = await resumePosition(ctx, caller, after);
-      return ctx.feed.resume(position, accept, { orderId, callerId: caller.id, statusAt: statusAt(ctx) });
-    },
-    resolve: (change) => change,
-  }),
-);
+export function addSubscription(
+  builder: Builder,
+  { OrderRef, OrderStatusEnum }: ReturnType<typeof addOrders>,
+): void {
+  const OrderStateChangedEvent = builder.objectRef<OrderStateChange>("OrderStateChangedEvent").implement({
+    fields: (t) => ({
+      eventId: t.exposeID("eventId"),
+      orderId: t.exposeID("orderId"),
+      from: t.field({
+        type: OrderStatusEnum,
+        nullable: true,
+        description: "Null for the first state.",
+        resolve: (c) => c.from,
+      }),
+      to: t.field({ type: OrderStatusEnum, resolve: (c) => c.to }),
+      occurredAt: t.field({ type: "DateTime", resolve: (c) => c.occurredAt }),
+      order: t.field({
+        type: OrderRef,
+        description: "The order as of this change: its status is `to`; its other fields may be newer.",
+        resolve: async (change, _args, ctx) => {
+          const [order] = await ctx.database.db
+            .select()
+            .from(salesOrders)
+            .where(eq(salesOrders.id, change.orderId));
+          return { ...order!, status: change.to };
+        },
+      }),
+    }),
+  });
+
+  builder.subscriptionField("orderStateChanged", (t) =>
+    t.field({
+      type: OrderStateChangedEvent,
+      description: [
+        "Shared-state changes only (never module sub-states). With orderId: that",
+        "order; without: every order the caller may see. With after (the eventId of",
+        "the last change the client saw): every later change first, then live, with",
+        "no gap and no duplicate at the seam. Over SSE, Last-Event-ID does the same.",
+      ].join("\n"),
+      args: { orderId: t.arg.id(), after: t.arg.id() },
+      authScopes: signedIn,
+      subscribe: async (_root, args, ctx) => {
+        const caller = callerOf(ctx);
+        const orderId = args.orderId ?? undefined;
+        // Another customer's order reads as no order at all.
+        if (orderId !== undefined && !(await visibleOrder(ctx, orderId)))
+          refuse("NOT_FOUND", "no such order");
+        const accept = (change: OrderStateChange) =>
+          (orderId === undefined || change.orderId === orderId) && canSee(caller, change);
+        const after = args.after ?? ctx.lastEventId;
+        if (after == null) return ctx.feed.subscribe(accept, caller.id);
+        const position = await resumePosition(ctx, caller, after);
+        return ctx.feed.resume(position, accept, { orderId, callerId: caller.id, statusAt: statusAt(ctx) });
+      },
+      resolve: (change) => change,
+    }),
+  );
+}
