@@ -1,5 +1,8 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
+import type { Tx } from "../../db/database.ts";
+import type { BusEvent } from "../../relay/bus.ts";
 import type { Listener } from "../../relay/listener.ts";
+import { orderEvents } from "../../relay/tables.ts";
 import { type DomainEvent, parseEvent } from "../../statemachine/events.ts";
 import { salesOrders } from "../../statemachine/tables.ts";
 import { orderStateChanged } from "../../statemachine/transition.ts";
@@ -49,7 +52,7 @@ export function notifierListener(options: { mailFrom: string; name?: string }): 
     name: options.name ?? "notifier",
     handles: (type) => type === orderStateChanged || type === invoiceIssued,
     async handle(tx, delivery) {
-      const event = parseEvent(delivery);
+      const event = parseEvent(await withInvoice(tx, delivery));
       if (event.type === "OrderStateChanged" && event.payload.to === "cancelled") {
         await tx
           .update(notifications)
@@ -100,3 +103,18 @@ export function notifierListener(options: { mailFrom: string; name?: string }): 
 }
 
 const notSentYet: NotificationStatus[] = ["waiting", "pending"];
+
+/**
+ * An InvoiceIssued published before the event carried its invoice (still on
+ * the stream when this version was deployed) is read as the outbox holds it
+ * now: the migration that added the invoice to the event wrote it into those
+ * outbox rows too.
+ */
+async function withInvoice(tx: Tx, delivery: BusEvent): Promise<BusEvent> {
+  if (delivery.type !== invoiceIssued || delivery.payload.invoice !== undefined) return delivery;
+  const [stored] = await tx
+    .select({ payload: orderEvents.payload })
+    .from(orderEvents)
+    .where(eq(orderEvents.id, delivery.id));
+  return stored ? { ...delivery, payload: stored.payload } : delivery;
+}
