@@ -1,10 +1,11 @@
 import { type AuthFailure, AuthScopeFailureType } from "@pothos/plugin-scope-auth";
 import { RefusedError } from "../errors.ts";
+import { type PartnerScope, partnerScopes } from "../statemachine/partners.ts";
 import type { OrderRow } from "../statemachine/tables.ts";
 
+export { type PartnerScope, partnerScopes };
+
 export const roles = ["customer", "partner", "admin"] as const;
-export const partnerScopes = ["payments", "logistics", "travelium"] as const;
-export type PartnerScope = (typeof partnerScopes)[number];
 
 export interface Caller {
   id: string;

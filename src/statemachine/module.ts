@@ -2,6 +2,7 @@ import type { AnyPgColumn, PgTable } from "drizzle-orm/pg-core";
 import type { Tx } from "../db/database.ts";
 import type { ProductKind } from "./catalog.ts";
 import type { EventOf, EventType } from "./events.ts";
+import type { PartnerScope } from "./partners.ts";
 
 export interface OrderFacts {
   orderId: string;
@@ -102,7 +103,7 @@ export interface ModuleDefinition<S extends string = string, T extends ModuleTab
     /** e.g. ReportShipmentInput */
     input: string;
     /** The partner scope that may call it. */
-    scope: "payments" | "logistics" | "travelium";
+    scope: PartnerScope;
     /** e.g. ShipmentReported */
     event: EventType;
   };
