@@ -1,6 +1,13 @@
 import type { Db, Tx } from "../db/database.ts";
 import type { Logger } from "../log.ts";
-import { type Bus, type BusEvent, type Consumption, type Delivery, defaultBatchSize, type Outcome } from "./bus.ts";
+import {
+  type Bus,
+  type BusEvent,
+  type Consumption,
+  type Delivery,
+  defaultBatchSize,
+  type Outcome,
+} from "./bus.ts";
 import { type FailureVerdict, recordFailure, settle } from "./dead-letters.ts";
 import { processedEvents } from "./tables.ts";
 

@@ -154,7 +154,10 @@ async function deliverBatch(spec: BatchConsumerSpec, msgs: JsMsg[], durable: str
       else settle(msg, "nak", log, outcome?.delayMs ?? 1_000);
     });
   } catch (err) {
-    log.error({ err, consumer: durable, events: deliveries.length }, "bus: batch handler threw, retrying in 1s");
+    log.error(
+      { err, consumer: durable, events: deliveries.length },
+      "bus: batch handler threw, retrying in 1s",
+    );
     for (const msg of held) settle(msg, "nak", log, 1_000);
   } finally {
     clearInterval(working);
