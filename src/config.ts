@@ -24,6 +24,8 @@ export interface Config {
   modulesRequiredForCompletion: string[];
   /** How often the orders role looks for orders that should have moved and did not. Default 30 s. */
   completionSweepMs: number;
+  /** Most events a listener handles in one transaction. Default 64. */
+  listenerBatch: number;
   /** "all", or the roles this process runs (checked against the module list at start). */
   roles: "all" | Set<string>;
   logLevel: string;
@@ -68,6 +70,9 @@ export function readConfig(env: Env = process.env): Config {
     throw new Error(
       `COMPLETION_SWEEP_MS: "${env.COMPLETION_SWEEP_MS}" is not a positive number of milliseconds`,
     );
+  const listenerBatch = Number(env.LISTENER_BATCH ?? 64);
+  if (!Number.isInteger(listenerBatch) || listenerBatch < 1)
+    throw new Error(`LISTENER_BATCH: "${env.LISTENER_BATCH}" is not a positive whole number`);
   return {
     port,
     databaseUrl: env.DATABASE_URL || undefined,
@@ -84,6 +89,7 @@ export function readConfig(env: Env = process.env): Config {
       "finance,logistics,travelium,subscription",
     ),
     completionSweepMs,
+    listenerBatch,
     roles,
     logLevel: env.LOG_LEVEL ?? "info",
     production: env.NODE_ENV === "production",

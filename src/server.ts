@@ -81,6 +81,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     bus,
     logger,
     retry: options.retry,
+    batchSize: config.listenerBatch,
     onHandled: (listener: string, _event: unknown, outcome: string) =>
       metrics.handled.inc({ listener, outcome }),
   };

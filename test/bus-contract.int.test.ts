@@ -249,6 +249,110 @@ describe.each(implementations)("the bus contract: $name", { timeout: 30_000 }, (
     expect(finished).toBe(1);
   });
 
+  it("hands a batch consumer what is waiting, in publish order, at most batchSize at a time, one batch at a time", async () => {
+    const bus = await start();
+    const events = Array.from({ length: 10 }, () => event());
+    await bus.publish(events);
+    const batches: Delivery[][] = [];
+    let inFlight = 0;
+    let most = 0;
+    const consumption = await bus.consume({
+      name: "batches",
+      batchSize: 4,
+      handleBatch: async (deliveries) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        batches.push(deliveries);
+        await sleep(20);
+        inFlight--;
+        return deliveries.map(() => done);
+      },
+    });
+    await eventually(() => batches.flat().length >= events.length, { what: "every event" });
+    // One more, alone: it is handed over at once, not held back until a batch fills.
+    const lone = event();
+    await bus.publish([lone]);
+    await eventually(() => batches.flat().some((d) => d.event.id === lone.id), { what: "the lone event" });
+    await sleep(200);
+    await consumption.stop();
+
+    expect(most).toBe(1);
+    expect(batches.every((b) => b.length >= 1 && b.length <= 4)).toBe(true);
+    expect(batches.length).toBeLessThan(events.length + 1);
+    expect(ids(batches.flat())).toEqual([...events, lone].map((e) => e.id));
+    expect(batches.flat().map((d) => d.sequence)).toEqual([...events, lone].map((_, i) => i + 1));
+    expect(ids(batches.at(-1)!)).toEqual([lone.id]);
+  });
+
+  it("delivers again, with the next attempt, only the deliveries of a batch answered retry, or all of a batch that threw", async () => {
+    const bus = await start();
+    const [calm, retried, other] = [event(), event(), event()];
+    await bus.publish([calm!, retried!, other!]);
+    const deliveries: Delivery[] = [];
+    let threw = false;
+    const consumption = await bus.consume({
+      name: "batch-retry",
+      handleBatch: async (batch) => {
+        deliveries.push(...batch);
+        if (!threw) {
+          threw = true;
+          throw new Error("batch failed");
+        }
+        return batch.map((d) =>
+          d.event.id === retried!.id && d.attempt < 3 ? { kind: "retry", delayMs: 50 } : done,
+        );
+      },
+    });
+    const of = (e: BusEvent) => deliveries.filter((d) => d.event.id === e.id);
+    await eventually(() => of(retried!).length >= 3, { what: "the redeliveries" });
+    await sleep(1_500);
+    await consumption.stop();
+
+    expect(of(retried!).map((d) => [d.attempt, d.sequence])).toEqual([
+      [1, 2],
+      [2, 2],
+      [3, 2],
+    ]);
+    for (const [e, sequence] of [
+      [calm!, 1],
+      [other!, 3],
+    ] as const)
+      expect(of(e).map((d) => [d.attempt, d.sequence])).toEqual([
+        [1, sequence],
+        [2, sequence],
+      ]);
+  });
+
+  it("stop() waits for the batch in flight", async () => {
+    const bus = await start();
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let started = 0;
+    let finished = 0;
+    const consumption = await bus.consume({
+      name: "slow-batch",
+      handleBatch: async (batch) => {
+        started++;
+        await gate;
+        finished++;
+        return batch.map(() => done);
+      },
+    });
+    await bus.publish([event(), event()]);
+    await eventually(() => started === 1, { what: "the batch" });
+    let stopped = false;
+    const stopping = consumption.stop().then(() => {
+      stopped = true;
+    });
+    await sleep(100);
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    expect(finished).toBe(1);
+  });
+
   it("tails only later events of the given types, or the ones after a given sequence", async () => {
     const bus = await start();
     const old = [event("OrderPlaced"), event("OrderPlaced")];

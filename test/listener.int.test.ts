@@ -5,8 +5,15 @@ import { type Database, openDatabase, query } from "../src/db/database.ts";
 import { createLogger } from "../src/log.ts";
 import { finance } from "../src/modules/finance/index.ts";
 import type { BusEvent, Consumption } from "../src/relay/bus.ts";
+import { InProcessBus } from "../src/relay/in-process-bus.ts";
 import { JetStreamBus } from "../src/relay/jetstream-bus.ts";
-import { deliver, type Listener, type ListenerDeps } from "../src/relay/listener.ts";
+import {
+  deliver,
+  deliverBatch,
+  type Listener,
+  type ListenerDeps,
+  runListener,
+} from "../src/relay/listener.ts";
 import { deadLetters, listenerFailures, processedEvents } from "../src/relay/tables.ts";
 import { moduleListener } from "../src/statemachine/module-listener.ts";
 import { createTestDatabase, natsUrl, testPrefix } from "./support/database.ts";
@@ -255,5 +262,146 @@ describe("the listener runner", () => {
     });
     const inbox = await database.db.select().from(processedEvents).where(eq(processedEvents.eventId, e.id));
     expect(inbox).toHaveLength(0);
+  });
+
+  describe("in batches", () => {
+    type Outcomes = { listener: string; eventId: string; outcome: string }[];
+    /** The runner's deps on an in-process bus of its own, counting the transactions it opens. */
+    const batchDeps = (outcomes: Outcomes, retry = { maxAttempts: 3, backoffMs: () => 20 }) => {
+      const counted = { transactions: 0 };
+      const db = new Proxy(database.db, {
+        get(target, property, receiver) {
+          if (property === "transaction")
+            return (...args: Parameters<typeof target.transaction>) => {
+              counted.transactions++;
+              return target.transaction(...args);
+            };
+          return Reflect.get(target, property, receiver);
+        },
+      });
+      const inProcess = new InProcessBus();
+      const deps: ListenerDeps = {
+        db,
+        bus: inProcess,
+        logger,
+        retry,
+        onHandled: (listener, e, outcome) => outcomes.push({ listener, eventId: e.id, outcome }),
+      };
+      return { deps, counted, bus: inProcess };
+    };
+    const ofOrder = (type: string, orderId: string): BusEvent => ({ ...event(type), orderId });
+
+    it("fails a poisoned event alone: its neighbours commit once each, it is retried on its own and dead-lettered", async () => {
+      const outcomes: Outcomes = [];
+      const { deps, bus: inProcess } = batchDeps(outcomes);
+      const tries: string[] = [];
+      const base = counting("batch-poison", (e) => e.type === "Poison");
+      const listener: Listener = {
+        ...base,
+        handle: async (tx, e) => {
+          tries.push(e.id);
+          await base.handle(tx, e);
+        },
+      };
+      const [a, b] = [randomUUID(), randomUUID()];
+      const poison = event("Poison");
+      const fine = [ofOrder("Fine", a), ofOrder("Fine", a), ofOrder("Fine", b), ofOrder("Fine", b)];
+      await inProcess.publish([fine[0]!, fine[1]!, poison, fine[2]!, fine[3]!]);
+      const consumption = await runListener(deps, listener);
+      try {
+        await eventually(
+          async () =>
+            (await database.db.select().from(deadLetters).where(eq(deadLetters.eventId, poison.id))).length >
+            0,
+          { what: "the dead letter" },
+        );
+      } finally {
+        await consumption.stop();
+      }
+      for (const e of fine) expect(await effects("batch-poison", e.id)).toBe(1);
+      expect(await effects("batch-poison", poison.id)).toBe(0);
+      // The batch, rolled back at the poison; then each of its events in a transaction of its own;
+      // then the poison alone, until it is given up on.
+      const [f0, f1, f2, f3] = fine.map((e) => e.id);
+      const p = poison.id;
+      expect(tries).toEqual([f0, f1, p, f0, f1, p, f2, f3, p, p]);
+      const of = (e: BusEvent) => outcomes.filter((o) => o.eventId === e.id).map((o) => o.outcome);
+      for (const e of fine) expect(of(e)).toEqual(["applied"]);
+      expect(of(poison)).toEqual(["failed", "failed", "dead"]);
+      const [dead] = await database.db.select().from(deadLetters).where(eq(deadLetters.eventId, poison.id));
+      expect(dead).toMatchObject({ consumer: "batch-poison", attempts: 3 });
+      const failures = await database.db
+        .select()
+        .from(listenerFailures)
+        .where(eq(listenerFailures.eventId, poison.id));
+      expect(failures).toHaveLength(0);
+    });
+
+    it("applies nothing twice from a redelivered batch, nor from an event a batch holds twice", async () => {
+      const outcomes: Outcomes = [];
+      const { deps, counted } = batchDeps(outcomes);
+      const listener = counting("batch-again");
+      const [x, y, z] = [event("Fine"), event("Fine"), event("Fine")];
+      const first = [x, y].map((e, i) => ({ event: e, attempt: 1, sequence: i + 1 }));
+      expect(await deliverBatch(deps, listener, first)).toEqual([{ kind: "done" }, { kind: "done" }]);
+      // The acks were lost: the same batch again, and a new event with a repeat of itself.
+      const again = [
+        ...first.map((d) => ({ ...d, attempt: 2 })),
+        { event: z, attempt: 1, sequence: 3 },
+        { event: z, attempt: 2, sequence: 3 },
+      ];
+      expect(await deliverBatch(deps, listener, again)).toEqual(again.map(() => ({ kind: "done" })));
+      for (const e of [x, y, z]) expect(await effects("batch-again", e.id)).toBe(1);
+      expect(counted.transactions).toBe(2);
+      expect(outcomes.map((o) => o.outcome)).toEqual([
+        "applied",
+        "applied",
+        "duplicate",
+        "duplicate",
+        "applied",
+        "duplicate",
+      ]);
+    });
+
+    it("applies the events of one order in stream order, in one transaction for the batch", async () => {
+      await database.db.execute(
+        sql`create table if not exists applied (seq bigserial primary key, order_id uuid not null, event_id uuid not null)`,
+      );
+      const outcomes: Outcomes = [];
+      const { deps, counted, bus: inProcess } = batchDeps(outcomes);
+      const prepared: number[] = [];
+      const listener: Listener = {
+        name: "batch-order",
+        handles: () => true,
+        prepare: async (_tx, events) => {
+          prepared.push(events.length);
+        },
+        handle: async (tx, e) => {
+          await tx.execute(sql`insert into applied (order_id, event_id) values (${e.orderId}, ${e.id})`);
+        },
+      };
+      const [a, b] = [randomUUID(), randomUUID()];
+      const events = [
+        ofOrder("A1", a),
+        ofOrder("B1", b),
+        ofOrder("A2", a),
+        ofOrder("A3", a),
+        ofOrder("B2", b),
+      ];
+      await inProcess.publish(events);
+      const consumption = await runListener(deps, listener);
+      try {
+        await eventually(() => outcomes.length === events.length, { what: "every event" });
+      } finally {
+        await consumption.stop();
+      }
+      const rows = await query<{ event_id: string }>(
+        database.db,
+        sql`select event_id from applied where order_id in (${a}, ${b}) order by seq`,
+      );
+      expect(rows.map((r) => r.event_id)).toEqual(events.map((e) => e.id));
+      expect(prepared).toEqual([events.length]);
+      expect(counted.transactions).toBe(1);
+    });
   });
 });

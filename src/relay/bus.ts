@@ -53,18 +53,37 @@ export interface Delivery {
 /** What a consumer tells the bus after handling a delivery. */
 export type Outcome = { kind: "done" } | { kind: "retry"; delayMs: number };
 
-export interface ConsumerSpec {
+interface ConsumerBase {
   /** Durable consumer name without the prefix, e.g. "finance". */
   name: string;
-  /**
-   * Called for every event of the stream, from the first one ever published
-   * when the consumer is new (a listener that starts late catches up), then
-   * for each new one. At least once: the same event may come again.
-   */
+}
+
+/**
+ * Every event of the stream is handed over, from the first one ever published
+ * when the consumer is new (a listener that starts late catches up), then
+ * each new one. At least once: the same event may come again.
+ */
+export interface SingleConsumerSpec extends ConsumerBase {
   handle(delivery: Delivery): Promise<Outcome>;
   /** How many deliveries may be in flight at once. Default 1. */
   concurrency?: number;
 }
+
+/**
+ * The same deliveries, handed over in batches of what is waiting: never held
+ * back to fill a batch, one batch at a time per consumer and process, in
+ * stream order inside a batch (a retried delivery comes back in a later one).
+ */
+export interface BatchConsumerSpec extends ConsumerBase {
+  /** One outcome per delivery, in the batch's order; a throw retries them all after a second. */
+  handleBatch(deliveries: Delivery[]): Promise<Outcome[]>;
+  /** Most deliveries in one batch. Default 64. */
+  batchSize?: number;
+}
+
+export type ConsumerSpec = SingleConsumerSpec | BatchConsumerSpec;
+
+export const defaultBatchSize = 64;
 
 export interface TailSpec {
   /** Event types to receive. */

@@ -1,9 +1,11 @@
 import {
+  type BatchConsumerSpec,
   type Bus,
   type BusEvent,
   type ConsumerSpec,
   type Consumption,
   type Delivery,
+  defaultBatchSize,
   type Publication,
   publicationId,
   type ReplaySpec,
@@ -50,6 +52,7 @@ export class InProcessBus implements Bus {
   }
 
   async consume(spec: ConsumerSpec): Promise<Consumption> {
+    if ("handleBatch" in spec) return this.consumeBatches(spec);
     const concurrency = spec.concurrency ?? 1;
     const inFlight = new Set<Promise<void>>();
     const timers = new Set<NodeJS.Timeout>();
@@ -89,6 +92,56 @@ export class InProcessBus implements Bus {
         this.wakers.delete(pump);
         for (const timer of timers) clearTimeout(timer);
         await Promise.all(inFlight);
+      },
+    };
+  }
+
+  /** What is waiting, up to the bound, one batch at a time; retries join a later batch when due. */
+  private consumeBatches(spec: BatchConsumerSpec): Consumption {
+    const size = Math.max(1, spec.batchSize ?? defaultBatchSize);
+    const due: Delivery[] = [];
+    const timers = new Set<NodeJS.Timeout>();
+    let cursor = 0;
+    let stopped = false;
+    let running: Promise<void> | undefined;
+
+    const retryLater = (delivery: Delivery, delayMs: number): void => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (stopped) return;
+        due.push({ ...delivery, attempt: delivery.attempt + 1 });
+        pump();
+      }, delayMs);
+      timers.add(timer);
+    };
+    const pump = (): void => {
+      if (stopped || running) return;
+      const batch = due.splice(0, size);
+      for (; batch.length < size && cursor < this.stream.length; cursor++)
+        batch.push({ event: this.stream[cursor]!, attempt: 1, sequence: cursor + 1 });
+      if (batch.length === 0) return;
+      running = spec
+        .handleBatch(batch)
+        .catch(() => batch.map(() => ({ kind: "retry", delayMs: 1000 }) as const))
+        .then((outcomes) => {
+          batch.forEach((delivery, i) => {
+            const outcome = outcomes[i] ?? { kind: "retry", delayMs: 1000 };
+            if (outcome.kind === "retry" && !stopped) retryLater(delivery, outcome.delayMs);
+          });
+        })
+        .finally(() => {
+          running = undefined;
+          pump();
+        });
+    };
+    this.wakers.add(pump);
+    pump();
+    return {
+      stop: async () => {
+        stopped = true;
+        this.wakers.delete(pump);
+        for (const timer of timers) clearTimeout(timer);
+        await running;
       },
     };
   }

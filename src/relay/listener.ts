@@ -1,6 +1,13 @@
 import type { Db, Tx } from "../db/database.ts";
 import type { Logger } from "../log.ts";
-import type { Bus, BusEvent, Consumption, Delivery, Outcome } from "./bus.ts";
+import {
+  type Bus,
+  type BusEvent,
+  type Consumption,
+  type Delivery,
+  defaultBatchSize,
+  type Outcome,
+} from "./bus.ts";
 import { type FailureVerdict, recordFailure, settle } from "./dead-letters.ts";
 import { processedEvents } from "./tables.ts";
 
@@ -23,6 +30,13 @@ export interface Listener {
   handles(type: string): boolean;
   /** Runs inside the transaction that also records the event in the inbox. */
   handle(tx: Tx, event: BusEvent): Promise<void>;
+  /**
+   * Runs once in a batch's transaction before its handlers, with the events
+   * they are about to handle (fresh ones only, in stream order): the place
+   * for what is cheaper once per batch, such as taking the batch's locks in
+   * one statement and in a fixed order, so two batches never deadlock.
+   */
+  prepare?(tx: Tx, events: BusEvent[]): Promise<void>;
 }
 
 export interface RetryPolicy {
@@ -42,8 +56,8 @@ export interface ListenerDeps {
   bus: Bus;
   logger: Logger;
   retry?: RetryPolicy;
-  /** Deliveries handled at once. Default 4. */
-  concurrency?: number;
+  /** Most deliveries handled in one transaction (LISTENER_BATCH). Default 64. */
+  batchSize?: number;
   onHandled?: (
     listener: string,
     event: BusEvent,
@@ -61,9 +75,8 @@ export interface ListenerDeps {
  */
 export async function deliver(deps: ListenerDeps, listener: Listener, delivery: Delivery): Promise<Outcome> {
   const { event, attempt } = delivery;
-  if (!listener.handles(event.type)) return { kind: "done" };
   // A dead-letter replay is for the consumers that gave up on the event; the others have had it.
-  if (event.replayFor && !event.replayFor.includes(listener.name)) return { kind: "done" };
+  if (!hears(listener, event)) return { kind: "done" };
   const retry = deps.retry ?? defaultRetryPolicy;
   // Only an event that came before, or a replay, can have failures or dead letters to settle:
   // a first delivery skips the two statements.
@@ -124,10 +137,72 @@ function describe(error: unknown): string {
   return error.cause === undefined ? text : `${text}; cause: ${describe(error.cause)}`;
 }
 
+/**
+ * Handles a batch of deliveries in one transaction: one inbox insert for them
+ * all (the ones the inbox knows are duplicates and skipped), then each fresh
+ * event's handler in stream order, so the changes of one order keep their
+ * order; the bus acks them all after the commit. When the transaction fails,
+ * each event is handled again on its own by deliver(): the one that fails is
+ * counted, retried and dead-lettered as ever, and its neighbours commit.
+ */
+export async function deliverBatch(
+  deps: ListenerDeps,
+  listener: Listener,
+  deliveries: Delivery[],
+): Promise<Outcome[]> {
+  const outcomes: Outcome[] = deliveries.map(() => ({ kind: "done" }));
+  const mine = deliveries.flatMap((delivery, index) => (hears(listener, delivery.event) ? [index] : []));
+  if (mine.length === 0) return outcomes;
+  if (mine.length === 1) {
+    outcomes[mine[0]!] = await deliver(deps, listener, deliveries[mine[0]!]!);
+    return outcomes;
+  }
+  const batch = mine.map((index) => deliveries[index]!);
+  let applied: Set<string>;
+  try {
+    applied = await deps.db.transaction(async (tx) => {
+      const ids = [...new Set(batch.map((d) => d.event.id))];
+      const fresh = await tx
+        .insert(processedEvents)
+        .values(ids.map((eventId) => ({ consumer: listener.name, eventId })))
+        .onConflictDoNothing()
+        .returning({ eventId: processedEvents.eventId });
+      const pending = new Set(fresh.map((row) => row.eventId));
+      const handled = new Set<string>();
+      const events = batch.map((d) => d.event).filter((e) => pending.has(e.id));
+      if (events.length > 0) await listener.prepare?.(tx, events);
+      for (const { event, attempt } of batch) {
+        // A redelivery of an event the same batch holds twice is handled once.
+        if (pending.delete(event.id)) {
+          await listener.handle(tx, event);
+          handled.add(event.id);
+        }
+        if (attempt > 1 || event.replay !== undefined) await settle(tx, listener.name, event.id);
+      }
+      return handled;
+    });
+  } catch (error) {
+    deps.logger.debug(
+      { listener: listener.name, events: batch.length, err: describe(error) },
+      "listener batch failed, handling its events one by one",
+    );
+    for (const index of mine) outcomes[index] = await deliver(deps, listener, deliveries[index]!);
+    return outcomes;
+  }
+  for (const { event } of batch)
+    deps.onHandled?.(listener.name, event, applied.delete(event.id) ? "applied" : "duplicate");
+  return outcomes;
+}
+
+/** Whether the listener hears the event: its type, and on a dead-letter replay only the consumers that gave up on it. */
+function hears(listener: Listener, event: BusEvent): boolean {
+  return listener.handles(event.type) && (!event.replayFor || event.replayFor.includes(listener.name));
+}
+
 export function runListener(deps: ListenerDeps, listener: Listener): Promise<Consumption> {
   return deps.bus.consume({
     name: listener.name,
-    concurrency: deps.concurrency ?? 4,
-    handle: (delivery) => deliver(deps, listener, delivery),
+    batchSize: deps.batchSize ?? defaultBatchSize,
+    handleBatch: (deliveries) => deliverBatch(deps, listener, deliveries),
   });
 }

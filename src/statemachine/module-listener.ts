@@ -5,15 +5,33 @@ import type { ModuleDefinition } from "./module.ts";
 import { decideModule, moduleHears } from "./module-decide.ts";
 import { applyModuleActions, readModuleState } from "./module-rows.ts";
 
+/** The advisory locks a batch's transaction took in prepare(): its handlers need not ask again. */
+const locked = new WeakMap<object, Set<string>>();
+
+const lockKey = (module: ModuleDefinition, orderId: string) => `${module.name}:${orderId}`;
+
 /** A module's listener: reads what the module knows of the order, lets it decide, applies what it decided. */
 export function moduleListener<S extends string>(module: ModuleDefinition<S>): Listener {
   return {
     name: module.name,
     handles: (type) => moduleHears(module, type),
+    async prepare(tx, events) {
+      const keys = [...new Set(events.map((e) => lockKey(module, e.orderId)))];
+      // In one fixed order, so two batches of this module (two processes) never wait on each other in a circle.
+      const list = sql.join(
+        keys.map((k) => sql`${k}`),
+        sql`, `,
+      );
+      await tx.execute(
+        sql`select pg_advisory_xact_lock(h) from (select distinct hashtext(k) as h from unnest(array[${list}]::text[]) as k order by 1) as locks`,
+      );
+      locked.set(tx, new Set(keys));
+    },
     async handle(tx, delivery) {
       const event = parseEvent(delivery);
       // One handler per (module, order) at a time: a cancel racing with the row's creation sees it, or is seen by it.
-      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`${module.name}:${event.orderId}`}))`);
+      const key = lockKey(module, event.orderId);
+      if (!locked.get(tx)?.has(key)) await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${key}))`);
       const state = await readModuleState(tx, module, event.orderId);
       await applyModuleActions(tx, module, event, decideModule(module, event, state));
     },

@@ -6,7 +6,7 @@ import type { ModuleDefinition } from "./module.ts";
 import { readModuleRow } from "./module-rows.ts";
 import type { OrderStatus } from "./states.ts";
 import type { OrderRow } from "./tables.ts";
-import { cancelTransition, lockOrder, transitionOrder } from "./transition.ts";
+import { cancelTransition, lockOrder, lockOrders, transitionOrder } from "./transition.ts";
 
 /**
  * The `orders` role: the shared state machine's own listener. It hears every
@@ -19,6 +19,10 @@ export function ordersListener(modules: readonly ModuleDefinition[]): Listener {
   return {
     name: "orders",
     handles: (type) => moduleEvents.has(type),
+    async prepare(tx, events) {
+      // The batch's orders locked at once, in id order, so two batches never wait on each other in a circle.
+      await lockOrders(tx, [...new Set(events.map((e) => e.orderId))]);
+    },
     async handle(tx, delivery) {
       const event = parseModuleRowChanged(delivery);
       const order = await lockOrder(tx, event.orderId);

@@ -80,6 +80,17 @@ export async function cancelTransition(
   });
 }
 
+/** Locks these orders in id order (a fixed order: two callers never deadlock on them). */
+export async function lockOrders(tx: Tx, orderIds: string[]): Promise<void> {
+  if (orderIds.length === 0) return;
+  await tx
+    .select({ id: salesOrders.id })
+    .from(salesOrders)
+    .where(inArray(salesOrders.id, orderIds))
+    .orderBy(salesOrders.id)
+    .for("update");
+}
+
 export async function lockOrder(tx: Tx, orderId: string): Promise<OrderRow | undefined> {
   const [order] = await tx.select().from(salesOrders).where(eq(salesOrders.id, orderId)).for("update");
   return order;

@@ -1,5 +1,12 @@
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
-import type { ConsumerSpec, Consumption, Delivery } from "../bus.ts";
+import {
+  type BatchConsumerSpec,
+  type ConsumerSpec,
+  type Consumption,
+  type Delivery,
+  defaultBatchSize,
+  type SingleConsumerSpec,
+} from "../bus.ts";
 import type { BusLogger, BusParts } from "./connection.ts";
 import { Feed } from "./feed.ts";
 import { parse } from "./topology.ts";
@@ -8,7 +15,11 @@ import { parse } from "./topology.ts";
 const workingEveryMs = 10_000;
 
 /** A durable consumer's deliveries, at least once, shared by every process that consumes the same name. */
-export async function consume(parts: BusParts, spec: ConsumerSpec): Promise<Consumption> {
+export function consume(parts: BusParts, spec: ConsumerSpec): Promise<Consumption> {
+  return "handleBatch" in spec ? consumeBatches(parts, spec) : consumeEach(parts, spec);
+}
+
+async function consumeEach(parts: BusParts, spec: SingleConsumerSpec): Promise<Consumption> {
   const { connection, topology, log } = parts;
   const { nc } = connection.clients();
   const durable = topology.durable(spec.name);
@@ -53,22 +64,124 @@ export async function consume(parts: BusParts, spec: ConsumerSpec): Promise<Cons
   };
 }
 
-async function deliver(spec: ConsumerSpec, msg: JsMsg, durable: string, log: BusLogger): Promise<void> {
+/**
+ * Batches of what the client holds: a message that arrives while a batch is
+ * handled waits for the next one, so a batch is never held back to fill up.
+ * One batch at a time keeps the stream's order inside this process.
+ */
+async function consumeBatches(parts: BusParts, spec: BatchConsumerSpec): Promise<Consumption> {
+  const { connection, topology, log } = parts;
+  const { nc } = connection.clients();
+  const durable = topology.durable(spec.name);
+  const size = Math.max(1, spec.batchSize ?? defaultBatchSize);
+  const waiting: JsMsg[] = [];
+  let draining: Promise<void> | undefined;
+  let batchEnded: (() => void)[] = [];
+  let consumer: Consumer | undefined = await topology.ensureConsumer(connection.clients(), durable);
+
+  const drain = async (): Promise<void> => {
+    // Let the messages the client already holds join the first batch.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (;;) {
+      const batch = waiting.splice(0, size);
+      if (batch.length === 0) {
+        draining = undefined;
+        return;
+      }
+      await deliverBatch(spec, batch, durable, log);
+      const ended = batchEnded;
+      batchEnded = [];
+      for (const resolve of ended) resolve();
+    }
+  };
+
+  const feed = new Feed(
+    nc,
+    log,
+    { consumer: durable },
+    {
+      open: async () => {
+        consumer ??= await topology.ensureConsumer(connection.clients(), durable);
+        const current = consumer;
+        consumer = undefined;
+        // A batch in hand and the next one buffered: buffered messages count against ack_wait.
+        return current.consume({ max_messages: size });
+      },
+      each: async (msg, stopping) => {
+        if (stopping) {
+          msg.nak();
+          return;
+        }
+        waiting.push(msg);
+        draining ??= drain();
+        // The next batch is full: take no more until a batch ends.
+        while (waiting.length >= size && draining)
+          await new Promise<void>((resolve) => batchEnded.push(resolve));
+      },
+      gone: (type) => type === "consumer_deleted" || type === "consumer_not_found",
+    },
+  );
+
+  return {
+    stop: async () => {
+      const stopped = feed.stop();
+      // Pulled but not started: hand them back now rather than after ack_wait.
+      for (const msg of waiting.splice(0)) settle(msg, "nak", log);
+      await stopped;
+      await draining;
+    },
+  };
+}
+
+async function deliverBatch(spec: BatchConsumerSpec, msgs: JsMsg[], durable: string, log: BusLogger) {
+  const held: JsMsg[] = [];
+  const deliveries: Delivery[] = [];
+  for (const msg of msgs) {
+    const delivery = toDelivery(msg, durable, log);
+    if (!delivery) continue;
+    held.push(msg);
+    deliveries.push(delivery);
+  }
+  if (deliveries.length === 0) return;
+  const working = setInterval(() => {
+    for (const msg of held) settle(msg, "working", log);
+  }, workingEveryMs);
+  try {
+    const outcomes = await spec.handleBatch(deliveries);
+    held.forEach((msg, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.kind === "done") settle(msg, "ack", log);
+      else settle(msg, "nak", log, outcome?.delayMs ?? 1_000);
+    });
+  } catch (err) {
+    log.error(
+      { err, consumer: durable, events: deliveries.length },
+      "bus: batch handler threw, retrying in 1s",
+    );
+    for (const msg of held) settle(msg, "nak", log, 1_000);
+  } finally {
+    clearInterval(working);
+  }
+}
+
+/** The message as a delivery; one that is not an event is terminated, since redelivering it would fail the same way forever. */
+function toDelivery(msg: JsMsg, durable: string, log: BusLogger): Delivery | undefined {
   const event = parse(msg);
   if (!event) {
-    // Redelivering it would fail the same way forever.
     log.error(
       { consumer: durable, subject: msg.subject, sequence: msg.info.streamSequence },
       "bus: dropped a message that is not an event",
     );
     settle(msg, "term", log);
-    return;
+    return undefined;
   }
-  const delivery: Delivery = {
-    event,
-    attempt: msg.info.deliveryCount,
-    sequence: msg.info.streamSequence,
-  };
+  return { event, attempt: msg.info.deliveryCount, sequence: msg.info.streamSequence };
+}
+
+async function deliver(spec: SingleConsumerSpec, msg: JsMsg, durable: string, log: BusLogger): Promise<void> {
+  const delivery = toDelivery(msg, durable, log);
+  if (!delivery) return;
+  const { event } = delivery;
   const working = setInterval(() => settle(msg, "working", log), workingEveryMs);
   try {
     const outcome = await spec.handle(delivery);
