@@ -113,6 +113,31 @@ describe("Finance", () => {
     expect((await invoiceOf(next))!.invoiceNumber).toBe(`INV-${String(before.length + 1).padStart(6, "0")}`);
   });
 
+  it("issues and settles in the transaction that hears OrderConfirmed: InvoiceIssued (with the invoice), then InvoicePaid", async () => {
+    const orderId = randomUUID();
+    await handle(confirmed(orderId));
+    const invoice = await invoiceOf(orderId);
+    expect(invoice).toMatchObject({ state: "paid", version: 2, paymentReference: `psp-${orderId}` });
+    const events = await open.db
+      .select({ type: orderEvents.type, payload: orderEvents.payload })
+      .from(orderEvents)
+      .where(eq(orderEvents.orderId, orderId))
+      .orderBy(orderEvents.seq);
+    expect(events.map((e) => e.type)).toEqual(["InvoiceIssued", "InvoicePaid"]);
+    expect(events[0]!.payload).toMatchObject({
+      state: "issued",
+      version: 1,
+      invoice: { number: invoice!.invoiceNumber },
+    });
+    expect(events[1]!.payload).toMatchObject({ state: "paid", from: "issued", version: 2 });
+
+    // The InvoiceIssued coming back, and a repeated OrderConfirmed, change nothing.
+    await handle(event("InvoiceIssued", orderId, events[0]!.payload));
+    await handle(confirmed(orderId));
+    expect(await invoiceOf(orderId)).toMatchObject({ state: "paid", version: 2 });
+    expect(await open.db.select().from(orderEvents).where(eq(orderEvents.orderId, orderId))).toHaveLength(2);
+  });
+
   it("refunds an invoice issued before the cancel was heard (a credit note): its number stays", async () => {
     const orderId = randomUUID();
     await handle(confirmed(orderId));

@@ -52,13 +52,17 @@ export async function applyModuleActions<S extends string>(
   cause: { id: string; orderId: string },
   actions: readonly ModuleAction<S>[],
 ): Promise<void> {
+  // The row's state as this transaction last wrote it, so a move right after a
+  // create (Finance issues and settles at once) need not read the row back.
+  let written: S | undefined;
   for (const action of actions) {
     switch (action.kind) {
       case "create":
         if (!(await createRow(tx, module, cause, action))) return;
+        written = action.state;
         break;
       case "move":
-        await moveRow(tx, module, cause, action.to);
+        written = (await moveRow(tx, module, cause, action.to, written)) ? action.to : undefined;
         break;
       case "note":
         await tx
@@ -106,10 +110,13 @@ async function moveRow<S extends string>(
   module: ModuleDefinition<S>,
   cause: { id: string; orderId: string },
   to: S,
+  written: S | undefined,
 ): Promise<boolean> {
   const from = moduleStatesBefore(module, to);
   const t = module.table;
-  const previous = await readModuleRow(tx, module, cause.orderId, { lock: true });
+  const previous = written
+    ? { state: written }
+    : await readModuleRow(tx, module, cause.orderId, { lock: true });
   if (!previous || !from.includes(previous.state)) return false;
   const moved = await tx
     .update(t)

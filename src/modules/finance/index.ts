@@ -9,17 +9,28 @@ type Decide<E extends EventType> = DecideOn<E, InvoiceState, typeof financeInvoi
 
 /**
  * The invoice is issued for the payment the confirmation carries, with the
- * next gap-free number. An order Finance knows is cancelled gets no invoice:
- * no number is used, the captured payment is refunded, and no InvoiceIssued
- * goes out (so no confirmation email either).
+ * next gap-free number, and settled from that payment in the same
+ * transaction: the payment was captured before the order was confirmed, so
+ * there is nothing to wait for, and InvoiceIssued then InvoicePaid leave
+ * together (one hop on the order's critical path instead of two). An order
+ * Finance knows is cancelled gets no invoice: no number is used, the captured
+ * payment is refunded, and no InvoiceIssued goes out (so no confirmation
+ * email either).
  */
-const issueInvoice: Decide<"OrderConfirmed"> = (confirmed, { notes }) => {
+const issueAndSettleInvoice: Decide<"OrderConfirmed"> = (confirmed, { notes }) => {
   const payment = capturedPayment(confirmed.payload);
   if (notes.has(cancelledNote)) return [{ kind: "create", state: "refunded", columns: payment }];
-  return [{ kind: "create", state: "issued", columns: payment, numbered: true }];
+  return [
+    { kind: "create", state: "issued", columns: payment, numbered: true },
+    { kind: "move", to: "paid" },
+  ];
 };
 
-/** The payment was captured before the order was confirmed, so an issued invoice is settled at once. */
+/**
+ * An invoice still issued when its InvoiceIssued comes back was issued by a
+ * Finance that settled in a second step (an event published before the
+ * upgrade): settle it now. Any other invoice has moved on, and this changes nothing.
+ */
 const settleInvoice: Decide<"InvoiceIssued"> = () => [{ kind: "move", to: "paid" }];
 
 /** A cancel after the invoice was issued refunds it: the invoice keeps its number, the refund is its credit note. */
@@ -51,7 +62,7 @@ export const finance = defineModule({
     strings: { invoiceNumber: "invoiceNumber" },
   },
   on: {
-    OrderConfirmed: issueInvoice,
+    OrderConfirmed: issueAndSettleInvoice,
     InvoiceIssued: settleInvoice,
   },
   onCancel: refundInvoice,

@@ -14,13 +14,16 @@ export async function composeEmail(
   templates: Templates,
   mailFrom: string,
 ): Promise<OutgoingEmail> {
-  const [order] = await db.select().from(salesOrders).where(eq(salesOrders.id, row.orderId));
-  if (!order) throw new Error(`order ${row.orderId} not found`);
-  const lines = await db
-    .select()
-    .from(orderLines)
-    .where(eq(orderLines.orderId, row.orderId))
+  // The order and its lines in one round trip: the sender's rate is set by its round trips per email.
+  const rows = await db
+    .select({ order: salesOrders, line: orderLines })
+    .from(salesOrders)
+    .leftJoin(orderLines, eq(orderLines.orderId, salesOrders.id))
+    .where(eq(salesOrders.id, row.orderId))
     .orderBy(asc(orderLines.position));
+  const order = rows[0]?.order;
+  if (!order) throw new Error(`order ${row.orderId} not found`);
+  const lines = rows.flatMap((r) => (r.line ? [r.line] : []));
   const data: TemplateData = {
     orderId: order.id,
     contactEmail: row.recipient,

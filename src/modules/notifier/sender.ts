@@ -349,7 +349,9 @@ export function createSender(options: SenderOptions): Sender {
     while (!stopping) {
       const seen = wakes;
       const free = concurrency - sending.size;
-      if (free <= 0) {
+      // A claim costs the same few round trips for one row as for many: claiming for each
+      // slot as it frees would make the claims the bottleneck, so wait for half the slots.
+      if (free <= 0 || (sending.size > 0 && free < Math.ceil(concurrency / 2))) {
         await sleep(pollMs, seen);
         continue;
       }
