@@ -1,4 +1,5 @@
 import { type GatewayOptions, readGatewayOptions } from "./gateway/options.ts";
+import { relaySlots } from "./relay/relay.ts";
 
 /** Every setting the service reads, from the environment, with the defaults of CONTRACT.md. */
 
@@ -24,6 +25,8 @@ export interface Config {
   modulesRequiredForCompletion: string[];
   /** How often the orders role looks for orders that should have moved and did not. Default 30 s. */
   completionSweepMs: number;
+  /** Relay partitions, each publishing its share of the orders in a transaction of its own. Default 1. */
+  relayPartitions: number;
   /** "all", or the roles this process runs (checked against the module list at start). */
   roles: "all" | Set<string>;
   logLevel: string;
@@ -68,6 +71,11 @@ export function readConfig(env: Env = process.env): Config {
     throw new Error(
       `COMPLETION_SWEEP_MS: "${env.COMPLETION_SWEEP_MS}" is not a positive number of milliseconds`,
     );
+  const relayPartitions = Number(env.RELAY_PARTITIONS ?? 1);
+  if (!Number.isInteger(relayPartitions) || relayPartitions < 1 || relayPartitions > relaySlots)
+    throw new Error(
+      `RELAY_PARTITIONS: "${env.RELAY_PARTITIONS}" is not a whole number from 1 to ${relaySlots}`,
+    );
   return {
     port,
     databaseUrl: env.DATABASE_URL || undefined,
@@ -84,6 +92,7 @@ export function readConfig(env: Env = process.env): Config {
       "finance,logistics,travelium,subscription",
     ),
     completionSweepMs,
+    relayPartitions,
     roles,
     logLevel: env.LOG_LEVEL ?? "info",
     production: env.NODE_ENV === "production",
