@@ -33,26 +33,31 @@ describe("relay partitions", () => {
     return started;
   }
 
-  /** Events of `orders` orders, `perOrder` each, written by concurrent transactions of a few events. */
+  /**
+   * Events of `orders` orders, `perOrder` each, two per transaction, the
+   * orders' transactions concurrent (a few connections, as a gateway's pool).
+   */
   async function write(orders: number, perOrder: number): Promise<void> {
-    const orderIds = Array.from({ length: orders }, () => randomUUID());
-    const writers = orderIds.map(async (orderId, w) => {
-      const client = new pg.Client({ connectionString: db.url });
-      await client.connect();
+    const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+    const writeOrder = async (orderId: string) => {
       for (let n = 0; n < perOrder; n += 2) {
-        await client.query("begin");
-        for (const k of [n, n + 1].filter((k) => k < perOrder))
-          await client.query(
-            "insert into order_events (id, order_id, type, payload) values ($1, $2, 'Probe', $3)",
-            [randomUUID(), orderId, { n: k }],
-          );
-        await client.query("select pg_notify('order_events', '')");
-        await client.query("commit");
-        if (w % 3 === 0) await new Promise((r) => setTimeout(r, 5));
+        const client = await pool.connect();
+        try {
+          await client.query("begin");
+          for (const k of [n, n + 1].filter((k) => k < perOrder))
+            await client.query(
+              "insert into order_events (id, order_id, type, payload) values ($1, $2, 'Probe', $3)",
+              [randomUUID(), orderId, { n: k }],
+            );
+          await client.query("select pg_notify('order_events', '')");
+          await client.query("commit");
+        } finally {
+          client.release();
+        }
       }
-      await client.end();
-    });
-    await Promise.all(writers);
+    };
+    await Promise.all(Array.from({ length: orders }, () => writeOrder(randomUUID())));
+    await pool.end();
   }
 
   async function unpublished(): Promise<number> {
@@ -139,29 +144,29 @@ describe("relay partitions", () => {
           return answers;
         },
       });
-    const victim = await startRelay(2, "dying", dying);
-    await startRelay(2, "survivor-1");
-    await startRelay(3, "survivor-2");
-    const writing = write(80, 10);
-    await eventually(async () => (await unpublished()) < 700, { what: "publishing under way" });
-    dead = true;
-    // Its sessions end with the process, and their transactions and slot locks with them.
-    await eventually(
-      async () => {
-        const { rows } = await sql.query(
-          `select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
-          where datname = current_database() and application_name = 'dying' and state = 'idle in transaction'`,
-        );
-        return rows[0].n > 0;
-      },
-      { what: "the dying relay caught inside a batch" },
-    );
-    await writing;
-    await expectOnceEachInOrder();
-    running = running.filter((r) => r !== victim);
-    forever();
-    await victim.relay.stop();
-    await victim.bus.close();
-    await victim.database.close();
+    await startRelay(2, "dying", dying);
+    try {
+      await startRelay(2, "survivor-1");
+      await startRelay(3, "survivor-2");
+      const writing = write(80, 10);
+      await eventually(async () => (await unpublished()) < 700, { what: "publishing under way" });
+      dead = true;
+      // Its sessions end with the process, and their transactions and slot locks with them.
+      await eventually(
+        async () => {
+          const { rows } = await sql.query(
+            `select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
+              where datname = current_database() and application_name = 'dying' and state = 'idle in transaction'`,
+          );
+          return rows[0].n > 0;
+        },
+        { what: "the dying relay caught inside a batch" },
+      );
+      await writing;
+      await expectOnceEachInOrder();
+    } finally {
+      // Lets the dead relay's hung publishes return, so that afterEach can stop it.
+      forever();
+    }
   });
 });
