@@ -1,4 +1,5 @@
 import { type GatewayOptions, readGatewayOptions } from "./gateway/options.ts";
+import { relaySlots } from "./relay/relay.ts";
 
 /** Every setting the service reads, from the environment, with the defaults of CONTRACT.md. */
 
@@ -26,6 +27,8 @@ export interface Config {
   completionSweepMs: number;
   /** Most events a listener handles in one transaction. Default 64. */
   listenerBatch: number;
+  /** Relay partitions, each publishing its share of the orders in a transaction of its own. Default 1. */
+  relayPartitions: number;
   /** "all", or the roles this process runs (checked against the module list at start). */
   roles: "all" | Set<string>;
   logLevel: string;
@@ -73,6 +76,11 @@ export function readConfig(env: Env = process.env): Config {
   const listenerBatch = Number(env.LISTENER_BATCH ?? 64);
   if (!Number.isInteger(listenerBatch) || listenerBatch < 1)
     throw new Error(`LISTENER_BATCH: "${env.LISTENER_BATCH}" is not a positive whole number`);
+  const relayPartitions = Number(env.RELAY_PARTITIONS ?? 1);
+  if (!Number.isInteger(relayPartitions) || relayPartitions < 1 || relayPartitions > relaySlots)
+    throw new Error(
+      `RELAY_PARTITIONS: "${env.RELAY_PARTITIONS}" is not a whole number from 1 to ${relaySlots}`,
+    );
   return {
     port,
     databaseUrl: env.DATABASE_URL || undefined,
@@ -90,6 +98,7 @@ export function readConfig(env: Env = process.env): Config {
     ),
     completionSweepMs,
     listenerBatch,
+    relayPartitions,
     roles,
     logLevel: env.LOG_LEVEL ?? "info",
     production: env.NODE_ENV === "production",

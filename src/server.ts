@@ -129,6 +129,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     metrics.countParkedEvents(() => countParked(database.db));
     const relay = new Relay(database, bus, logger, {
       duplicateWindowMs: config.natsDuplicateWindowMs,
+      partitions: config.relayPartitions,
       onPublished: (events) => {
         metrics.published.inc(events.length);
         const now = Date.now();

@@ -89,12 +89,16 @@ describe("a relay paused while it holds the relay lock", () => {
     await db?.drop();
   });
 
-  /** The relay whose session holds the relay lock now (inside its batch's transaction), if any. */
+  /**
+   * The relay whose session holds the lock of the first hash slot now (inside
+   * its batch's transaction), if any: with one partition, the relay holding it
+   * holds every slot's and publishes every order.
+   */
   async function lockHolder(): Promise<RelayProcess | undefined> {
     const { rows } = await sql.query<{ application_name: string }>(
       `select a.application_name from pg_locks l join pg_stat_activity a on a.pid = l.pid
        where l.locktype = 'advisory' and l.granted and l.objid = $1 and a.datname = current_database()`,
-      [7_301_990_002 % 2 ** 32],
+      [7_301_990_100 % 2 ** 32],
     );
     return relays.find((r) => r.name === rows[0]?.application_name);
   }

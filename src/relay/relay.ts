@@ -13,13 +13,34 @@ export interface RelayOptions {
   pollMs?: number;
   /** The bus's duplicate window (NATS_DUPLICATE_WINDOW_MS). Default 120000 ms. */
   duplicateWindowMs?: number;
+  /**
+   * Partitions (RELAY_PARTITIONS), each publishing its own orders in a
+   * transaction of its own, at most `relaySlots`. Default 1.
+   */
+  partitions?: number;
   onPublished?: (events: BusEvent[]) => void;
 }
 
 /**
- * Only the relay holding this transaction lock publishes; the others wait
- * their turn. One publisher at a time keeps the stream in commit order, so
- * the changes of one order reach the bus in the order they happened.
+ * Every order belongs to one of a fixed number of slots, by a hash of its id
+ * (`hashtext(order_id::text) & 63`, computed where the relay claims, so no
+ * column stores it). A transaction publishes only the orders of the slots whose
+ * advisory lock it holds (`slotLock + slot`), so one slot, and with it each
+ * order, has one publisher at a time and keeps its order on the stream.
+ *
+ * A partition is a set of slots (partition p of K: the slots s with s mod K =
+ * p), and K only says how many transactions a relay runs at once. Because the
+ * lock is the slot's, not the partition's, relays with different K (a rolling
+ * deploy that changes RELAY_PARTITIONS) exclude each other slot by slot and
+ * never publish one order from two places: K changes without draining the outbox.
+ */
+export const relaySlots = 64;
+const slotLock = 7_301_990_100;
+
+/**
+ * The single relay lock of the relays before partitions, taken exclusively by
+ * them. Relays with partitions take it shared: they run together, and never
+ * beside an older relay during a rolling upgrade.
  */
 const relayLock = 7_301_990_002;
 
@@ -74,8 +95,7 @@ interface Parked {
 export class Relay {
   private timer: NodeJS.Timeout | undefined;
   private unlisten: (() => Promise<void>) | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly loops: Loop[];
   private stopped = false;
   /** Publication id -> stream sequence, for events acked whose marking did not commit yet. */
   private readonly acked = new Map<string, number>();
@@ -85,7 +105,16 @@ export class Relay {
     private readonly bus: Bus,
     private readonly logger: Logger,
     private readonly options: RelayOptions = {},
-  ) {}
+  ) {
+    const partitions = options.partitions ?? 1;
+    if (!Number.isInteger(partitions) || partitions < 1 || partitions > relaySlots)
+      throw new Error(`relay partitions: ${partitions} is not a whole number from 1 to ${relaySlots}`);
+    this.loops = Array.from({ length: partitions }, (_, partition) => ({
+      partition,
+      running: undefined,
+      again: false,
+    }));
+  }
 
   async start(): Promise<void> {
     this.unlisten = await this.database.listen(outboxChannel, () => this.wake());
@@ -93,28 +122,36 @@ export class Relay {
     this.wake();
   }
 
-  /** Publishes until the outbox is empty; a wake-up during a run makes one more run. */
+  /**
+   * Each partition publishes until its part of the outbox is empty; a wake-up
+   * during its run makes one more run. One NOTIFY wakes every partition: it
+   * does not say whose orders it wrote.
+   */
   wake(): void {
+    for (const loop of this.loops) this.wakeLoop(loop);
+  }
+
+  private wakeLoop(loop: Loop): void {
     if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
+    if (loop.running) {
+      loop.again = true;
       return;
     }
-    this.running = this.drain().finally(() => {
-      this.running = undefined;
-      if (this.again) {
-        this.again = false;
-        this.wake();
+    loop.running = this.drain(loop.partition).finally(() => {
+      loop.running = undefined;
+      if (loop.again) {
+        loop.again = false;
+        this.wakeLoop(loop);
       }
     });
   }
 
-  private async drain(): Promise<void> {
+  private async drain(partition: number): Promise<void> {
     try {
-      while (!this.stopped && (await this.publishBatch()) > 0) {}
+      while (!this.stopped && (await this.publishBatch(partition)) > 0) {}
     } catch (error) {
       // The rows stay unpublished; the next poll tries again.
-      this.logger.warn({ err: String(error) }, "relay could not publish, will retry");
+      this.logger.warn({ err: String(error), partition }, "relay could not publish, will retry");
     }
   }
 
@@ -129,9 +166,9 @@ export class Relay {
    * One claimed batch: published, then marked, in one transaction. Returns how
    * many rows it settled (published or parked); 0 when there is nothing to do.
    */
-  async publishBatch(): Promise<number> {
+  async publishBatch(partition = 0): Promise<number> {
     const { published, parked } = await this.database.db.transaction(async (tx) => {
-      const rows = await this.claim(tx);
+      const rows = await this.claim(tx, partition);
       if (rows.length === 0) return { published: [], parked: [] };
       const settled = await this.settledBefore(rows);
       const pending = rows.filter((row) => !settled.has(row));
@@ -139,12 +176,7 @@ export class Relay {
       for (const { row, sequence } of outcome.published) this.remember(row, sequence);
       const done = [...[...settled].map(([row, sequence]) => ({ row, sequence })), ...outcome.published];
       await mark(tx, done);
-      for (const { row, error } of outcome.parked) {
-        await tx
-          .update(orderEvents)
-          .set({ parkedAt: new Date(), parkError: error })
-          .where(eq(orderEvents.id, row.id));
-      }
+      await park(tx, outcome.parked);
       return { published: done, parked: outcome.parked };
     });
     for (const { row } of published) this.acked.delete(publicationId(toBusEvent(row)));
@@ -158,18 +190,25 @@ export class Relay {
     return published.length + parked.length;
   }
 
-  /** Takes the relay lock, then the unpublished rows that are not parked nor behind a parked one. */
-  private async claim(tx: Tx): Promise<OrderEventRow[]> {
+  /**
+   * Takes the locks of the partition's slots that no other transaction holds,
+   * then the unpublished rows of their orders that are not parked nor behind a
+   * parked one.
+   */
+  private async claim(tx: Tx, partition: number): Promise<OrderEventRow[]> {
     const { idleMs, statementMs, lockMs } = transactionLimits;
-    const [lock] = await query<{ locked: boolean }>(
+    const [lock] = await query<{ slots: number[] | null }>(
       tx,
       sql`select
         set_config('idle_in_transaction_session_timeout', ${String(idleMs)}, true),
         set_config('statement_timeout', ${String(statementMs)}, true),
         set_config('lock_timeout', ${String(lockMs)}, true),
-        pg_try_advisory_xact_lock(${relayLock}) as locked`,
+        case when pg_try_advisory_xact_lock_shared(${relayLock}) then array(
+          select slot from generate_series(${partition}::int, ${relaySlots - 1}::int, ${this.loops.length}::int) as slot
+           where pg_try_advisory_xact_lock(${slotLock}::bigint + slot)) end as slots`,
     );
-    if (!lock?.locked) return [];
+    const slots = lock?.slots ?? [];
+    if (slots.length === 0) return [];
     const held = alias(orderEvents, "held");
     const behindParked = tx
       .select({ one: sql`1` })
@@ -185,7 +224,14 @@ export class Relay {
     return tx
       .select()
       .from(orderEvents)
-      .where(and(isNull(orderEvents.publishedAt), isNull(orderEvents.parkedAt), notExists(behindParked)))
+      .where(
+        and(
+          isNull(orderEvents.publishedAt),
+          isNull(orderEvents.parkedAt),
+          sql`(hashtext(${orderEvents.orderId}::text) & ${relaySlots - 1}) = any(${`{${slots.join(",")}}`}::int[])`,
+          notExists(behindParked),
+        ),
+      )
       .orderBy(asc(orderEvents.seq))
       .limit(this.options.batchSize ?? 200)
       .for("update", { skipLocked: true });
@@ -279,20 +325,42 @@ export class Relay {
     this.stopped = true;
     clearInterval(this.timer);
     await this.unlisten?.();
-    await this.running;
+    await Promise.all(this.loops.map((loop) => loop.running));
   }
 }
 
-/** Records each event's stream position; a replayed event keeps its first one (resumes count from there). */
-async function mark(tx: Tx, done: Published[]): Promise<void> {
-  if (done.length === 0) return;
-  const positions = sql.join(
-    done.map(({ row, sequence }) => sql`(${row.id}::uuid, ${sequence}::bigint)`),
+/** One partition's run: at most one transaction at a time, and one more when woken during it. */
+interface Loop {
+  partition: number;
+  running: Promise<void> | undefined;
+  again: boolean;
+}
+
+/** Parks the events the bus refused for good, with their errors, in one statement. */
+async function park(tx: Tx, parked: Parked[]): Promise<void> {
+  if (parked.length === 0) return;
+  const refusals = sql.join(
+    parked.map(({ row, error }) => sql`(${row.id}::uuid, ${error})`),
     sql`, `,
   );
   await tx.execute(sql`
+    update order_events set parked_at = now(), park_error = refused.error
+    from (values ${refusals}) as refused(id, error)
+    where order_events.id = refused.id`);
+}
+
+/**
+ * Records each event's stream position; a replayed event keeps its first one
+ * (resumes count from there). Two array parameters, whatever the batch's size:
+ * cheap to build and to parse.
+ */
+async function mark(tx: Tx, done: Published[]): Promise<void> {
+  if (done.length === 0) return;
+  const ids = `{${done.map(({ row }) => row.id).join(",")}}`;
+  const sequences = `{${done.map(({ sequence }) => sequence).join(",")}}`;
+  await tx.execute(sql`
     update order_events set published_at = now(), stream_seq = coalesce(stream_seq, published.seq)
-    from (values ${positions}) as published(id, seq)
+    from unnest(${ids}::uuid[], ${sequences}::bigint[]) as published(id, seq)
     where order_events.id = published.id`);
 }
 
