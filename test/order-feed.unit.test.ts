@@ -20,7 +20,10 @@ function change(orderId: string, to: string, customerId = "c") {
 async function waiting(changes: AsyncIterableIterator<OrderStateChange>): Promise<string[]> {
   const seen: string[] = [];
   for (;;) {
-    const next = await Promise.race([changes.next(), new Promise<"none">((r) => setImmediate(() => r("none")))]);
+    const next = await Promise.race([
+      changes.next(),
+      new Promise<"none">((r) => setImmediate(() => r("none"))),
+    ]);
     if (next === "none" || next.done) return seen;
     seen.push(`${next.value.orderId}:${next.value.to}`);
   }
