@@ -23,8 +23,14 @@ function prepare(db: Db, modules: readonly ModuleDefinition[]) {
       .where(anyOf(orderLines.orderId))
       .orderBy(asc(orderLines.position))
       .prepare("order_lines_of_orders"),
+    // The timeline's columns only: the payloads (jsonb, the bulk of a row) are not part of it.
     events: db
-      .select()
+      .select({
+        id: orderEvents.id,
+        orderId: orderEvents.orderId,
+        type: orderEvents.type,
+        occurredAt: orderEvents.occurredAt,
+      })
       .from(orderEvents)
       .where(anyOf(orderEvents.orderId))
       .orderBy(asc(orderEvents.seq))
@@ -48,6 +54,8 @@ function anyOf(column: AnyPgColumn): SQL {
 }
 
 type OrderReads = ReturnType<typeof prepare>;
+/** An entry of an order's timeline. */
+export type OrderEventRow = Awaited<ReturnType<OrderReads["events"]["execute"]>>[number];
 const prepared = new WeakMap<Db, Map<readonly ModuleDefinition[], OrderReads>>();
 
 export function orderReads(db: Db, modules: readonly ModuleDefinition[]): OrderReads {

@@ -1,7 +1,6 @@
 import { type ResolveCursorConnectionArgs, resolveCursorConnection } from "@pothos/plugin-relay";
 import { and, asc, desc, eq, gt, lt, or, type SQL } from "drizzle-orm";
 import { refuse } from "../errors.ts";
-import type { orderEvents } from "../relay/tables.ts";
 import { explainCompletion, type ModuleCompletion } from "../statemachine/decide.ts";
 import { nextStatuses, orderStatuses } from "../statemachine/states.ts";
 import { type OrderRow, type orderLines, salesOrders } from "../statemachine/tables.ts";
@@ -10,7 +9,7 @@ import type { Builder, Context } from "./builder.ts";
 import { upperEnum } from "./enums.ts";
 import type { addModuleStates } from "./module-state.ts";
 import { moduleStatesOf } from "./module-state.ts";
-import { orderReads } from "./order-reads.ts";
+import { type OrderEventRow, orderReads } from "./order-reads.ts";
 import type { addProducts } from "./product.ts";
 
 /** Per-order loads batch across a page; not cached, since a subscription's context outlives its events. */
@@ -42,7 +41,7 @@ export function addOrders(
     }),
   });
 
-  const OrderEventRef = builder.objectRef<typeof orderEvents.$inferSelect>("OrderEvent").implement({
+  const OrderEventRef = builder.objectRef<OrderEventRow>("OrderEvent").implement({
     description: "One entry of an order's timeline: an event from the order_events outbox.",
     fields: (t) => ({
       id: t.exposeID("id", { description: "The event id; also the idempotency key consumers use." }),
