@@ -6,14 +6,27 @@ import { createLogger } from "../src/log.ts";
 import { InProcessBus } from "../src/relay/in-process-bus.ts";
 import { orderStatuses, transitions } from "../src/statemachine/states.ts";
 
-function change(orderId: string, to: string) {
+function change(orderId: string, to: string, customerId = "c") {
   return {
     id: randomUUID(),
     type: "OrderStateChanged",
     orderId,
     occurredAt: new Date().toISOString(),
-    payload: { from: null, to, customerId: "c" },
+    payload: { from: null, to, customerId },
   };
+}
+
+/** What a subscription has waiting, without waiting for more. */
+async function waiting(changes: AsyncIterableIterator<OrderStateChange>): Promise<string[]> {
+  const seen: string[] = [];
+  for (;;) {
+    const next = await Promise.race([
+      changes.next(),
+      new Promise<"none">((r) => setImmediate(() => r("none"))),
+    ]);
+    if (next === "none" || next.done) return seen;
+    seen.push(`${next.value.orderId}:${next.value.to}`);
+  }
 }
 
 /** The feed on the in-process bus: the same contract the JetStream tests exercise end to end. */
@@ -22,7 +35,7 @@ describe("the order feed", () => {
     const bus = new InProcessBus();
     const feed = new OrderFeed(bus, createLogger("silent"), { buffer: 3 });
     await feed.start();
-    const slow = feed.subscribe(() => true, "slow");
+    const slow = feed.subscribe({}, "slow");
     const order = randomUUID();
     await bus.publish(
       ["confirmed", "fulfilling", "completed", "cancelled", "pending"].map((to) => change(order, to)),
@@ -43,7 +56,7 @@ describe("the order feed", () => {
     await bus.publish([change(order, "pending"), change(order, "confirmed")]);
     await feed.start();
     await bus.publish([change(order, "fulfilling")]);
-    const resumed = feed.resume(1, () => true);
+    const resumed = feed.resume(1, {});
     const seen: OrderStateChange[] = [];
     const reading = (async () => {
       for await (const c of resumed) {
@@ -61,21 +74,55 @@ describe("the order feed", () => {
     expect(feed.subscriberCount).toBe(0);
   });
 
+  it("hands a change to its order's, its customer's and the all-orders subscribers, and to no one else", async () => {
+    const bus = new InProcessBus();
+    const feed = new OrderFeed(bus, createLogger("silent"));
+    await feed.start();
+    const [a1, a2, b1] = ["a1", "a2", "b1"];
+    const orderA1 = feed.subscribe({ orderId: a1 });
+    const customerA = feed.subscribe({ customerId: "a" });
+    // A customer naming another customer's order (the schema refuses it first) still gets nothing of it.
+    const a1AsCustomerB = feed.subscribe({ orderId: a1, customerId: "b" });
+    const everyOrder = feed.subscribe({});
+    expect(feed.subscriberCount).toBe(4);
+    await bus.publish([change(a1, "pending", "a"), change(a2, "pending", "a"), change(b1, "pending", "b")]);
+    expect(await waiting(orderA1)).toEqual(["a1:pending"]);
+    expect(await waiting(customerA)).toEqual(["a1:pending", "a2:pending"]);
+    expect(await waiting(a1AsCustomerB)).toEqual([]);
+    expect(await waiting(everyOrder)).toEqual(["a1:pending", "a2:pending", "b1:pending"]);
+    for (const s of [orderA1, customerA, a1AsCustomerB, everyOrder]) await s.return?.();
+    expect(feed.subscriberCount).toBe(0);
+  });
+
+  it("counts a subscriber cut off for being slow free once, when its client also returns it", async () => {
+    const bus = new InProcessBus();
+    const feed = new OrderFeed(bus, createLogger("silent"), { buffer: 1, perCaller: 2 });
+    await feed.start();
+    const slow = feed.subscribe({}, "c1");
+    const other = feed.subscribe({ orderId: "x" }, "c1");
+    await bus.publish([change("o", "pending"), change("o", "confirmed")]);
+    await slow.return?.();
+    // One cut-off subscription and one live one: room for one more, not two.
+    expect(() => feed.subscribe({}, "c1")).not.toThrow();
+    expect(() => feed.subscribe({}, "c1")).toThrow(/at most 2/);
+    await other.return?.();
+  });
+
   it("refuses a caller's subscription past the limit, and counts it free again when it ends", async () => {
     const feed = new OrderFeed(new InProcessBus(), createLogger("silent"), { perCaller: 1 });
     await feed.start();
-    const first = feed.subscribe(() => true, "c1");
-    expect(() => feed.subscribe(() => true, "c1")).toThrow(/at most 1/);
-    expect(() => feed.subscribe(() => true, "c2")).not.toThrow();
+    const first = feed.subscribe({}, "c1");
+    expect(() => feed.subscribe({}, "c1")).toThrow(/at most 1/);
+    expect(() => feed.subscribe({}, "c2")).not.toThrow();
     await first.return?.();
-    expect(() => feed.subscribe(() => true, "c1")).not.toThrow();
+    expect(() => feed.subscribe({}, "c1")).not.toThrow();
   });
 
   it("hands on once a change the stream holds twice, live and on resume, in order", async () => {
     const bus = new InProcessBus();
     const feed = new OrderFeed(bus, createLogger("silent"));
     await feed.start();
-    const live = feed.subscribe(() => true);
+    const live = feed.subscribe({});
     const order = randomUUID();
     const confirmed = change(order, "confirmed");
     // A copy under another id: the in-process bus drops a repeat of the same id, as JetStream does in its window.
@@ -91,7 +138,7 @@ describe("the order feed", () => {
       return seen;
     };
     expect(await read(live, 4)).toEqual(["pending", "confirmed", "fulfilling", "completed"]);
-    const resumed = feed.resume(0, () => true);
+    const resumed = feed.resume(0, {});
     await bus.publish([change(order, "completed"), change(randomUUID(), "pending")]);
     expect(await read(resumed, 5)).toEqual(["pending", "confirmed", "fulfilling", "completed", "pending"]);
   });
@@ -105,7 +152,7 @@ describe("the order feed", () => {
     await bus.publish([{ ...confirmed, id: randomUUID() }, change(order, "completed")]);
     await feed.start();
     // The client saw up to FULFILLING (position 3); the stream's copy of CONFIRMED comes after it.
-    const resumed = feed.resume(3, () => true, { statusAt: async () => "fulfilling" });
+    const resumed = feed.resume(3, {}, { statusAt: async () => "fulfilling" });
     const seen: string[] = [];
     for await (const c of resumed) {
       seen.push(c.to);

@@ -31,6 +31,66 @@ export function toStateChange({ event, sequence }: Delivery): OrderStateChange {
 }
 
 /**
+ * Whose changes a subscriber gets: with `orderId`, that order's; with
+ * `customerId`, that customer's orders'; with both, that order's only while
+ * it is that customer's; with neither, every order's (admins, partners).
+ */
+export interface Audience {
+  orderId?: string;
+  customerId?: string;
+}
+
+export function inAudience(audience: Audience, change: OrderStateChange): boolean {
+  return (
+    (audience.orderId === undefined || audience.orderId === change.orderId) &&
+    (audience.customerId === undefined || audience.customerId === change.customerId)
+  );
+}
+
+type Deliver = (change: OrderStateChange) => void;
+
+/**
+ * The live subscribers, found from a change by its order and its customer:
+ * a change costs the subscribers it goes to, not a test of every subscriber.
+ * Each subscriber sits in one place: its order's set, else its customer's,
+ * else the set of those who see every order.
+ */
+class SubscriberIndex {
+  private readonly byOrder = new Map<string, Set<Deliver>>();
+  private readonly byCustomer = new Map<string, Set<Deliver>>();
+  private readonly everyOrder = new Set<Deliver>();
+  size = 0;
+
+  add(audience: Audience, deliver: Deliver): () => void {
+    const [map, key] = this.placeOf(audience);
+    let set = this.everyOrder;
+    if (map && key !== undefined) {
+      set = map.get(key) ?? new Set();
+      map.set(key, set);
+    }
+    set.add(deliver);
+    this.size++;
+    return () => {
+      if (!set.delete(deliver)) return;
+      this.size--;
+      if (map && key !== undefined && set.size === 0) map.delete(key);
+    };
+  }
+
+  deliver(change: OrderStateChange): void {
+    for (const deliver of this.byOrder.get(change.orderId) ?? []) deliver(change);
+    for (const deliver of this.byCustomer.get(change.customerId) ?? []) deliver(change);
+    for (const deliver of this.everyOrder) deliver(change);
+  }
+
+  private placeOf(audience: Audience): [Map<string, Set<Deliver>> | undefined, string | undefined] {
+    if (audience.orderId !== undefined) return [this.byOrder, audience.orderId];
+    if (audience.customerId !== undefined) return [this.byCustomer, audience.customerId];
+    return [undefined, undefined];
+  }
+}
+
+/**
  * An order's last shared state as of a stream position, as the outbox
  * recorded it (undefined when nothing of it was published up to there).
  */
@@ -39,10 +99,13 @@ export type StatusAt = (orderId: string, sequence: number) => Promise<OrderStatu
 /**
  * One tail of the bus per gateway process, fanned out to every live
  * subscription of that process: N subscribers cost one consumer, not N.
- * A change the stream holds twice is handed on once.
+ * A change goes to its order's, its customer's and the all-orders
+ * subscribers through an index, and is the same object for each of them,
+ * so what is derived from it can be shared (the schema reads its order
+ * once). A change the stream holds twice is handed on once.
  */
 export class OrderFeed {
-  private readonly subscribers = new Set<(change: OrderStateChange) => void>();
+  private readonly subscribers = new SubscriberIndex();
   private tail: Consumption | undefined;
   /** The stream sequence up to which every change has been handed to the subscribers. */
   private position = 0;
@@ -89,13 +152,13 @@ export class OrderFeed {
           );
           return;
         }
-        for (const deliver of this.subscribers) deliver(change);
+        this.subscribers.deliver(change);
       },
     );
   }
 
   /**
-   * Every accepted change after `afterSequence`, then the live ones. The
+   * Every change of the audience after `afterSequence`, then the live ones. The
    * history comes from the stream itself, so replay and live follow one
    * order: the live changes are held from the moment the replay starts, the
    * replay reads up to the position the feed had then, and the held changes
@@ -107,12 +170,13 @@ export class OrderFeed {
    */
   resume(
     afterSequence: number,
-    accept: (change: OrderStateChange) => boolean,
-    options: { orderId?: string; callerId?: string; statusAt?: StatusAt } = {},
+    audience: Audience,
+    options: { callerId?: string; statusAt?: StatusAt } = {},
   ): AsyncIterableIterator<OrderStateChange> {
-    const { orderId, callerId, statusAt } = options;
+    const { callerId, statusAt } = options;
+    const { orderId } = audience;
     const seam = this.position;
-    const live = this.subscribe((change) => change.sequence > seam && accept(change), callerId);
+    const live = this.subscribe(audience, callerId);
     const bus = this.bus;
     const handedOn = new OrderVersions(this.recentOrders);
     const isNew = async (change: OrderStateChange): Promise<boolean> => {
@@ -133,11 +197,11 @@ export class OrderFeed {
         for await (const delivery of history) {
           if (delivery.event.replay) continue;
           const change = toStateChange(delivery);
-          if (accept(change) && (await isNew(change))) yield change;
+          if (inAudience(audience, change) && (await isNew(change))) yield change;
         }
       }
       for await (const change of live)
-        if (change.sequence > afterSequence && (await isNew(change))) yield change;
+        if (change.sequence > seam && change.sequence > afterSequence && (await isNew(change))) yield change;
     }
     return withCleanup(changes(), () => live.return?.());
   }
@@ -154,25 +218,27 @@ export class OrderFeed {
     return event?.id === eventId && !event.replay;
   }
 
-  /** Live changes the subscriber accepts, from now on. Refused (RATE_LIMITED) past the caller's limit. */
-  subscribe(
-    accept: (change: OrderStateChange) => boolean,
-    callerId = "",
-  ): AsyncIterableIterator<OrderStateChange> {
+  /** Live changes of the audience, from now on. Refused (RATE_LIMITED) past the caller's limit. */
+  subscribe(audience: Audience, callerId = ""): AsyncIterableIterator<OrderStateChange> {
     const held = this.callers.get(callerId) ?? 0;
     if (held >= (this.limits.perCaller ?? 20))
       refuse("RATE_LIMITED", `at most ${this.limits.perCaller ?? 20} live subscriptions at once`);
     this.callers.set(callerId, held + 1);
-    const queue: BoundedQueue<OrderStateChange> = new BoundedQueue(this.limits.buffer ?? 1000, () => {
-      this.subscribers.delete(deliver);
-      const left = (this.callers.get(callerId) ?? 1) - 1;
-      if (left > 0) this.callers.set(callerId, left);
-      else this.callers.delete(callerId);
+    const queue: BoundedQueue<OrderStateChange> = new BoundedQueue(this.limits.buffer ?? 1000, () => leave());
+    // The index finds the audience; the check keeps a customer's subscription to their own changes whatever it holds.
+    const unindex = this.subscribers.add(audience, (change) => {
+      if (inAudience(audience, change)) queue.push(change);
     });
-    const deliver = (change: OrderStateChange) => {
-      if (accept(change)) queue.push(change);
+    // Once only: a subscriber cut off for being slow is returned by its client afterwards.
+    let left = false;
+    const leave = () => {
+      if (left) return;
+      left = true;
+      unindex();
+      const remaining = (this.callers.get(callerId) ?? 1) - 1;
+      if (remaining > 0) this.callers.set(callerId, remaining);
+      else this.callers.delete(callerId);
     };
-    this.subscribers.add(deliver);
     return queue;
   }
 

@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, decodeProtectedHeader, type JWTPayload, jwtVerify } from "jose";
+import { createRemoteJWKSet, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from "jose";
 import { type Caller, type PartnerScope, partnerScopes, roles } from "../schema/auth.ts";
 
 /** What the bearer token said: nobody, a caller, or a token we refuse. */
@@ -22,7 +22,7 @@ export function createVerifier(options: {
   audience?: string;
 }): TokenVerifier {
   const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined;
-  return async (token) => {
+  return rememberVerified(async (token) => {
     const { alg } = decodeProtectedHeader(token);
     if (alg === "HS256" && options.secret) {
       return (await jwtVerify(token, options.secret, { algorithms: ["HS256"] })).payload;
@@ -31,6 +31,32 @@ export function createVerifier(options: {
       return (await jwtVerify(token, jwks, { issuer: options.issuer, audience: options.audience })).payload;
     }
     throw new Error(`no key for a token signed with ${alg}`);
+  });
+}
+
+/**
+ * Verifying a signature costs more than answering a small query (WebCrypto's
+ * HMAC is an async job with its own allocations): a client sends the same
+ * token with every request, so a token verified once is remembered, by its
+ * whole text (signature included), until it expires. Only valid tokens are
+ * remembered; the oldest is forgotten past `size` (default 10000).
+ */
+export function rememberVerified(verify: TokenVerifier, size = 10_000): TokenVerifier {
+  const verified = new Map<string, JWTPayload>();
+  return async (token) => {
+    const known = verified.get(token);
+    if (known) {
+      if (known.exp === undefined || known.exp * 1000 > Date.now()) return known;
+      verified.delete(token);
+      throw new errors.JWTExpired('"exp" claim timestamp check failed', known, "exp", "check_failed");
+    }
+    const payload = await verify(token);
+    // A token not valid yet (nbf) is checked again each time until it is.
+    if (payload.nbf === undefined) {
+      if (verified.size >= size) verified.delete(verified.keys().next().value!);
+      verified.set(token, payload);
+    }
+    return payload;
   };
 }
 

@@ -1,10 +1,10 @@
 import { createContextCache } from "@pothos/core";
 import DataLoader from "dataloader";
-import { inArray } from "drizzle-orm";
 import type { ModuleDefinition } from "../statemachine/module.ts";
 import type { OrderRow } from "../statemachine/tables.ts";
 import type { Builder, Context } from "./builder.ts";
 import { upperEnum } from "./enums.ts";
+import { orderReads } from "./order-reads.ts";
 
 /** A module's row for one order, as the schema sees it. */
 export interface ModuleStateRow {
@@ -72,7 +72,7 @@ async function loadModuleStates(ctx: Context, orders: readonly InvolvedOrder[]):
   const tables = ctx.modules.map(async (module) => {
     const ids = [...new Set(orders.filter((o) => o.involvedModules.includes(module.name)).map((o) => o.id))];
     if (ids.length === 0) return [];
-    const rows = await ctx.database.db.select().from(module.table).where(inArray(module.table.orderId, ids));
+    const rows = await orderReads(ctx.database.db, ctx.modules).moduleRows.get(module.name)!.execute({ ids });
     return rows.map((row) => ({ module: module.name, row: row as Record<string, unknown> }));
   });
   // Module list order within each order, as the modules are declared.

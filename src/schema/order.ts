@@ -1,15 +1,15 @@
 import { type ResolveCursorConnectionArgs, resolveCursorConnection } from "@pothos/plugin-relay";
-import { and, asc, desc, eq, gt, inArray, lt, or, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gt, lt, or, type SQL } from "drizzle-orm";
 import { refuse } from "../errors.ts";
-import { orderEvents } from "../relay/tables.ts";
 import { explainCompletion, type ModuleCompletion } from "../statemachine/decide.ts";
 import { nextStatuses, orderStatuses } from "../statemachine/states.ts";
-import { type OrderRow, orderLines, salesOrders } from "../statemachine/tables.ts";
+import { type OrderRow, type orderLines, salesOrders } from "../statemachine/tables.ts";
 import { callerOf, canSee, customerOrAdmin, signedIn } from "./auth.ts";
 import type { Builder, Context } from "./builder.ts";
 import { upperEnum } from "./enums.ts";
 import type { addModuleStates } from "./module-state.ts";
 import { moduleStatesOf } from "./module-state.ts";
+import { type OrderEventRow, orderReads } from "./order-reads.ts";
 import type { addProducts } from "./product.ts";
 
 /** Per-order loads batch across a page; not cached, since a subscription's context outlives its events. */
@@ -41,7 +41,7 @@ export function addOrders(
     }),
   });
 
-  const OrderEventRef = builder.objectRef<typeof orderEvents.$inferSelect>("OrderEvent").implement({
+  const OrderEventRef = builder.objectRef<OrderEventRow>("OrderEvent").implement({
     description: "One entry of an order's timeline: an event from the order_events outbox.",
     fields: (t) => ({
       id: t.exposeID("id", { description: "The event id; also the idempotency key consumers use." }),
@@ -91,12 +91,7 @@ export function addOrders(
       lines: t.loadableGroup({
         type: OrderLineRef,
         loaderOptions: perRequest,
-        load: (ids: string[], ctx) =>
-          ctx.database.db
-            .select()
-            .from(orderLines)
-            .where(inArray(orderLines.orderId, ids))
-            .orderBy(asc(orderLines.position)),
+        load: (ids: string[], ctx) => orderReads(ctx.database.db, ctx.modules).lines.execute({ ids }),
         group: (line) => line.orderId,
         resolve: (o) => o.id,
       }),
@@ -130,12 +125,7 @@ export function addOrders(
         type: OrderEventRef,
         description: "The order's events, oldest first.",
         loaderOptions: perRequest,
-        load: (ids: string[], ctx) =>
-          ctx.database.db
-            .select()
-            .from(orderEvents)
-            .where(inArray(orderEvents.orderId, ids))
-            .orderBy(asc(orderEvents.seq)),
+        load: (ids: string[], ctx) => orderReads(ctx.database.db, ctx.modules).events.execute({ ids }),
         group: (event) => event.orderId,
         resolve: (o) => o.id,
       }),
@@ -213,7 +203,7 @@ export function addOrders(
 export async function visibleOrder(ctx: Context, id: string): Promise<OrderRow | undefined> {
   const caller = callerOf(ctx);
   if (!isUuid(id)) return undefined;
-  const [order] = await ctx.database.db.select().from(salesOrders).where(eq(salesOrders.id, id));
+  const [order] = await orderReads(ctx.database.db, ctx.modules).order.execute({ id });
   return order && canSee(caller, order) ? order : undefined;
 }
 

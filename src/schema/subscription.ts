@@ -1,9 +1,9 @@
 import { and, desc, eq, lte } from "drizzle-orm";
 import { refuse } from "../errors.ts";
-import type { OrderStateChange, StatusAt } from "../feed/order-feed.ts";
+import type { Audience, OrderStateChange, StatusAt } from "../feed/order-feed.ts";
 import { orderEvents } from "../relay/tables.ts";
 import type { OrderStatus } from "../statemachine/states.ts";
-import { salesOrders } from "../statemachine/tables.ts";
+import { type OrderRow, salesOrders } from "../statemachine/tables.ts";
 import { orderStateChanged } from "../statemachine/transition.ts";
 import { type Caller, callerOf, canSee, signedIn } from "./auth.ts";
 import type { Builder, Context } from "./builder.ts";
@@ -57,6 +57,30 @@ function statusAt(ctx: Context): StatusAt {
   };
 }
 
+/**
+ * The order of a change, read once for every subscriber it goes to: the feed
+ * hands each of them the same change object. Kept only as long as the change.
+ */
+const orderOfChange = new WeakMap<OrderStateChange, Promise<OrderRow | undefined>>();
+
+function orderAsOf(ctx: Context, change: OrderStateChange): Promise<OrderRow | undefined> {
+  let order = orderOfChange.get(change);
+  if (!order) {
+    order = ctx.database.db
+      .select()
+      .from(salesOrders)
+      .where(eq(salesOrders.id, change.orderId))
+      .then(([row]) => row && { ...row, status: change.to });
+    orderOfChange.set(change, order);
+  }
+  return order;
+}
+
+/** Whose changes the caller gets: a customer's own only, whatever the order named. */
+function audienceOf(caller: Caller, orderId: string | undefined): Audience {
+  return { orderId, customerId: caller.role === "customer" ? caller.id : undefined };
+}
+
 export function addSubscription(
   builder: Builder,
   { OrderRef, OrderStatusEnum }: ReturnType<typeof addOrders>,
@@ -77,11 +101,9 @@ export function addSubscription(
         type: OrderRef,
         description: "The order as of this change: its status is `to`; its other fields may be newer.",
         resolve: async (change, _args, ctx) => {
-          const [order] = await ctx.database.db
-            .select()
-            .from(salesOrders)
-            .where(eq(salesOrders.id, change.orderId));
-          return { ...order!, status: change.to };
+          const order = await orderAsOf(ctx, change);
+          if (!order) throw new Error(`order ${change.orderId} of change ${change.eventId} not found`);
+          return order;
         },
       }),
     }),
@@ -104,12 +126,11 @@ export function addSubscription(
         // Another customer's order reads as no order at all.
         if (orderId !== undefined && !(await visibleOrder(ctx, orderId)))
           refuse("NOT_FOUND", "no such order");
-        const accept = (change: OrderStateChange) =>
-          (orderId === undefined || change.orderId === orderId) && canSee(caller, change);
+        const audience = audienceOf(caller, orderId);
         const after = args.after ?? ctx.lastEventId;
-        if (after == null) return ctx.feed.subscribe(accept, caller.id);
+        if (after == null) return ctx.feed.subscribe(audience, caller.id);
         const position = await resumePosition(ctx, caller, after);
-        return ctx.feed.resume(position, accept, { orderId, callerId: caller.id, statusAt: statusAt(ctx) });
+        return ctx.feed.resume(position, audience, { callerId: caller.id, statusAt: statusAt(ctx) });
       },
       resolve: (change) => change,
     }),
