@@ -29,7 +29,7 @@ describe("the listener runner", () => {
   /** A listener whose effect is a row in `effects`: count the rows to count the effects. */
   const counting = (name: string, fail: (e: BusEvent) => boolean = () => false): Listener => ({
     name,
-    handles: (type) => type !== "Ignored",
+    types: ["Something", "Fine", "Poison", "OrderConfirmed"],
     async handle(tx, e) {
       if (fail(e)) throw new Error(`cannot handle ${e.type}`);
       await tx.execute(sql`insert into effects (listener, event_id) values (${name}, ${e.id})`);

@@ -57,7 +57,13 @@ export interface ConsumerSpec {
   /** Durable consumer name without the prefix, e.g. "finance". */
   name: string;
   /**
-   * Called for every event of the stream, from the first one ever published
+   * The event types it handles; absent: every type. A bus that can
+   * delivers only these (JetStream 2.10 filters on each type, 2.9 on one):
+   * the handler still acknowledges any other type it is given.
+   */
+  types?: readonly string[];
+  /**
+   * Called for every event of the stream (of `types`), from the first one ever published
    * when the consumer is new (a listener that starts late catches up), then
    * for each new one. At least once: the same event may come again.
    */

@@ -19,8 +19,12 @@ export class MalformedEvent extends Error {
 export interface Listener {
   /** The durable consumer's name; also the inbox's consumer column. */
   name: string;
-  /** Cheap filter on the event type: the others are acknowledged without a transaction. */
-  handles(type: string): boolean;
+  /**
+   * The event types it handles. The bus is asked for these only; any other
+   * it delivers anyway (a server that filters on one subject only) is
+   * acknowledged without a transaction.
+   */
+  types: readonly string[];
   /** Runs inside the transaction that also records the event in the inbox. */
   handle(tx: Tx, event: BusEvent): Promise<void>;
 }
@@ -61,7 +65,7 @@ export interface ListenerDeps {
  */
 export async function deliver(deps: ListenerDeps, listener: Listener, delivery: Delivery): Promise<Outcome> {
   const { event, attempt } = delivery;
-  if (!listener.handles(event.type)) return { kind: "done" };
+  if (!listener.types.includes(event.type)) return { kind: "done" };
   // A dead-letter replay is for the consumers that gave up on the event; the others have had it.
   if (event.replayFor && !event.replayFor.includes(listener.name)) return { kind: "done" };
   const retry = deps.retry ?? defaultRetryPolicy;
@@ -127,6 +131,7 @@ function describe(error: unknown): string {
 export function runListener(deps: ListenerDeps, listener: Listener): Promise<Consumption> {
   return deps.bus.consume({
     name: listener.name,
+    types: listener.types,
     concurrency: deps.concurrency ?? 4,
     handle: (delivery) => deliver(deps, listener, delivery),
   });

@@ -2,14 +2,14 @@ import { sql } from "drizzle-orm";
 import type { Listener } from "../relay/listener.ts";
 import { parseEvent } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
-import { decideModule, moduleHears } from "./module-decide.ts";
+import { decideModule, moduleHeard } from "./module-decide.ts";
 import { applyModuleActions, readModuleState } from "./module-rows.ts";
 
 /** A module's listener: reads what the module knows of the order, lets it decide, applies what it decided. */
 export function moduleListener<S extends string>(module: ModuleDefinition<S>): Listener {
   return {
     name: module.name,
-    handles: (type) => moduleHears(module, type),
+    types: moduleHeard(module),
     async handle(tx, delivery) {
       const event = parseEvent(delivery);
       // One handler per (module, order) at a time: a cancel racing with the row's creation sees it, or is seen by it.

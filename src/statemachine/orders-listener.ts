@@ -15,10 +15,9 @@ import { cancelTransition, lockOrder, transitionOrder } from "./transition.ts";
  * than trusting the order in which the events arrive.
  */
 export function ordersListener(modules: readonly ModuleDefinition[]): Listener {
-  const moduleEvents = new Set<string>(modules.flatMap((m) => Object.values<string>(m.events)));
   return {
     name: "orders",
-    handles: (type) => moduleEvents.has(type),
+    types: [...new Set(modules.flatMap((m) => Object.values<string>(m.events)))],
     async handle(tx, delivery) {
       const event = parseModuleRowChanged(delivery);
       const order = await lockOrder(tx, event.orderId);

@@ -15,7 +15,11 @@ export async function consume(parts: BusParts, spec: ConsumerSpec): Promise<Cons
   const limit = Math.max(1, spec.concurrency ?? 1);
   const inflight = new Set<Promise<void>>();
   // Created here so a missing stream or a refused config fails the caller, not a background loop.
-  let consumer: Consumer | undefined = await topology.ensureConsumer(connection.clients(), durable);
+  let consumer: Consumer | undefined = await topology.ensureConsumer(
+    connection.clients(),
+    durable,
+    spec.types,
+  );
 
   const feed = new Feed(
     nc,
@@ -23,7 +27,7 @@ export async function consume(parts: BusParts, spec: ConsumerSpec): Promise<Cons
     { consumer: durable },
     {
       open: async () => {
-        consumer ??= await topology.ensureConsumer(connection.clients(), durable);
+        consumer ??= await topology.ensureConsumer(connection.clients(), durable, spec.types);
         const current = consumer;
         // Next time round (the feed ended on its own), look the consumer up again: it may be gone.
         consumer = undefined;
