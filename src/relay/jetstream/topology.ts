@@ -105,7 +105,13 @@ export class Topology {
     durable: string,
     types?: readonly string[],
   ): Promise<Consumer> {
-    const filters = this.consumerFilter(types, takesSeveralFilters(nc.info?.version));
+    const several = takesSeveralFilters(nc.info?.version);
+    const filters = this.consumerFilter(types, several);
+    if (!several && types && types.length > 1)
+      this.log.warn(
+        { consumer: durable, server: nc.info?.version, types },
+        "bus: this nats-server takes one filter subject per consumer (2.10 takes several): the consumer receives every event and skips the others",
+      );
     const config: Partial<ConsumerConfig> = {
       durable_name: durable,
       deliver_policy: DeliverPolicy.All,
