@@ -57,9 +57,9 @@ export interface ConsumerSpec {
   /** Durable consumer name without the prefix, e.g. "finance". */
   name: string;
   /**
-   * The event types it handles; absent: every type. A bus that can
-   * delivers only these (JetStream 2.10 filters on each type, 2.9 on one):
-   * the handler still acknowledges any other type it is given.
+   * The event types it handles; absent: every type. The bus delivers only
+   * these where it can (JetStream 2.10 filters on each type, 2.9 on one
+   * only): the handler still acknowledges any other type it is given.
    */
   types?: readonly string[];
   /**

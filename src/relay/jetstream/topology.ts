@@ -98,7 +98,7 @@ export class Topology {
   /**
    * The durable consumer, created or brought to these filters. A filter
    * change is an update in place: the consumer keeps its position (see
-   * README, "Consumer filters"), so nothing is skipped or handled twice.
+   * README, "NATS version"), so nothing is skipped or handled twice.
    */
   async ensureConsumer(
     { js, jsm, nc }: Clients,
