@@ -38,7 +38,7 @@ describe("replaying a dead letter", () => {
   /** Three audit stores: two cannot take confirmations while `down`, the third always can. */
   const audit = (name: string, fails: boolean): Listener => ({
     name,
-    handles: (type) => type === "OrderStateChanged",
+    types: ["OrderStateChanged"],
     async handle(tx, event) {
       if (event.payload.to !== "confirmed") return;
       calls[name] = (calls[name] ?? 0) + 1;

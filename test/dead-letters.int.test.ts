@@ -40,7 +40,7 @@ describe("dead letters", () => {
   /** An audit listener that cannot handle confirmations while it is "down". */
   const audit: Listener = {
     name: "audit",
-    handles: (type) => type === "OrderStateChanged",
+    types: ["OrderStateChanged"],
     async handle(tx, event) {
       if (down && event.payload.to === "confirmed") throw new Error("audit store unavailable");
       await tx.execute(sql`insert into audit_log (event_id) values (${event.id})`);

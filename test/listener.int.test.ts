@@ -36,7 +36,7 @@ describe("the listener runner", () => {
   /** A listener whose effect is a row in `effects`: count the rows to count the effects. */
   const counting = (name: string, fail: (e: BusEvent) => boolean = () => false): Listener => ({
     name,
-    handles: (type) => type !== "Ignored",
+    types: ["Something", "Fine", "Poison", "OrderConfirmed"],
     async handle(tx, e) {
       if (fail(e)) throw new Error(`cannot handle ${e.type}`);
       await tx.execute(sql`insert into effects (listener, event_id) values (${name}, ${e.id})`);
@@ -372,7 +372,7 @@ describe("the listener runner", () => {
       const prepared: number[] = [];
       const listener: Listener = {
         name: "batch-order",
-        handles: () => true,
+        types: ["A1", "B1", "A2", "A3", "B2"],
         prepare: async (_tx, events) => {
           prepared.push(events.length);
         },

@@ -56,6 +56,12 @@ export type Outcome = { kind: "done" } | { kind: "retry"; delayMs: number };
 interface ConsumerBase {
   /** Durable consumer name without the prefix, e.g. "finance". */
   name: string;
+  /**
+   * The event types it handles; absent: every type. The bus delivers only
+   * these where it can (JetStream 2.10 filters on each type, 2.9 on one
+   * only): the handler still acknowledges any other type it is given.
+   */
+  types?: readonly string[];
 }
 
 /**

@@ -54,6 +54,7 @@ export class InProcessBus implements Bus {
   async consume(spec: ConsumerSpec): Promise<Consumption> {
     if ("handleBatch" in spec) return this.consumeBatches(spec);
     const concurrency = spec.concurrency ?? 1;
+    const types = spec.types && new Set(spec.types);
     const inFlight = new Set<Promise<void>>();
     const timers = new Set<NodeJS.Timeout>();
     let cursor = 0;
@@ -80,7 +81,8 @@ export class InProcessBus implements Bus {
     const pump = (): void => {
       while (!stopped && inFlight.size < concurrency && cursor < this.stream.length) {
         const sequence = cursor + 1;
-        run({ event: this.stream[cursor]!, attempt: 1, sequence });
+        const event = this.stream[cursor]!;
+        if (!types || types.has(event.type)) run({ event, attempt: 1, sequence });
         cursor = sequence;
       }
     };

@@ -26,8 +26,12 @@ export class MalformedEvent extends Error {
 export interface Listener {
   /** The durable consumer's name; also the inbox's consumer column. */
   name: string;
-  /** Cheap filter on the event type: the others are acknowledged without a transaction. */
-  handles(type: string): boolean;
+  /**
+   * The event types it handles. The bus is asked for these only; any other
+   * it delivers anyway (a server that filters on one subject only) is
+   * acknowledged without a transaction.
+   */
+  types: readonly string[];
   /** Runs inside the transaction that also records the event in the inbox. */
   handle(tx: Tx, event: BusEvent): Promise<void>;
   /**
@@ -196,12 +200,13 @@ export async function deliverBatch(
 
 /** Whether the listener hears the event: its type, and on a dead-letter replay only the consumers that gave up on it. */
 function hears(listener: Listener, event: BusEvent): boolean {
-  return listener.handles(event.type) && (!event.replayFor || event.replayFor.includes(listener.name));
+  return listener.types.includes(event.type) && (!event.replayFor || event.replayFor.includes(listener.name));
 }
 
 export function runListener(deps: ListenerDeps, listener: Listener): Promise<Consumption> {
   return deps.bus.consume({
     name: listener.name,
+    types: listener.types,
     batchSize: deps.batchSize ?? defaultBatchSize,
     handleBatch: (deliveries) => deliverBatch(deps, listener, deliveries),
   });

@@ -15,7 +15,7 @@ export async function republishUnhandled(db: Db, listeners: readonly Listener[])
   const types = (await db.selectDistinct({ type: orderEvents.type }).from(orderEvents)).map((r) => r.type);
   let marked = 0;
   for (const listener of listeners) {
-    const handled = types.filter((t) => listener.handles(t));
+    const handled = types.filter((t) => listener.types.includes(t));
     if (handled.length === 0) continue;
     const inInbox = db
       .select({ one: sql`1` })

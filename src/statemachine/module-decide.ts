@@ -9,9 +9,9 @@ import { type ModuleAction, type ModuleDefinition, type ModuleState, moduleState
 
 export const cancelledNote = "cancelled";
 
-/** Whether the module reacts to this event type at all (OrderCancelled: every module does, rule 4). */
-export function moduleHears(module: Pick<ModuleDefinition, "on">, type: string): boolean {
-  return type === "OrderCancelled" || Object.hasOwn(module.on, type);
+/** The event types the module reacts to: its `on` keys, and OrderCancelled (every module does, rule 4). */
+export function moduleHeard(module: Pick<ModuleDefinition, "on">): string[] {
+  return [...new Set(["OrderCancelled", ...Object.keys(module.on)])];
 }
 
 /**

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Listener } from "../relay/listener.ts";
 import { parseEvent } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
-import { decideModule, moduleHears } from "./module-decide.ts";
+import { decideModule, moduleHeard } from "./module-decide.ts";
 import { applyModuleActions, readModuleState } from "./module-rows.ts";
 
 /** The advisory locks a batch's transaction took in prepare(): its handlers need not ask again. */
@@ -14,7 +14,7 @@ const lockKey = (module: ModuleDefinition, orderId: string) => `${module.name}:$
 export function moduleListener<S extends string>(module: ModuleDefinition<S>): Listener {
   return {
     name: module.name,
-    handles: (type) => moduleHears(module, type),
+    types: moduleHeard(module),
     async prepare(tx, events) {
       const keys = [...new Set(events.map((e) => lockKey(module, e.orderId)))];
       // In one fixed order, so two batches of this module (two processes) never wait on each other in a circle.

@@ -15,10 +15,9 @@ import { cancelTransition, lockOrder, lockOrders, transitionOrder } from "./tran
  * than trusting the order in which the events arrive.
  */
 export function ordersListener(modules: readonly ModuleDefinition[]): Listener {
-  const moduleEvents = new Set<string>(modules.flatMap((m) => Object.values<string>(m.events)));
   return {
     name: "orders",
-    handles: (type) => moduleEvents.has(type),
+    types: [...new Set(modules.flatMap((m) => Object.values<string>(m.events)))],
     async prepare(tx, events) {
       // The batch's orders locked at once, in id order, so two batches never wait on each other in a circle.
       await lockOrders(tx, [...new Set(events.map((e) => e.orderId))]);

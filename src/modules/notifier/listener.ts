@@ -50,7 +50,7 @@ export function heardFact(event: DomainEvent): { kind: NotificationKind; fact: s
 export function notifierListener(options: { mailFrom: string; name?: string }): Listener {
   return {
     name: options.name ?? "notifier",
-    handles: (type) => type === orderStateChanged || type === invoiceIssued,
+    types: [orderStateChanged, invoiceIssued],
     async handle(tx, delivery) {
       const event = parseEvent(await withInvoice(tx, delivery));
       if (event.type === "OrderStateChanged" && event.payload.to === "cancelled") {

@@ -2,6 +2,7 @@ import {
   AckPolicy,
   type Consumer,
   type ConsumerConfig,
+  type ConsumerInfo,
   DeliverPolicy,
   JetStreamApiError,
   RetentionPolicy,
@@ -46,6 +47,23 @@ export class Topology {
     return types.length === 1 ? `${this.prefix}.events.${types[0]}.${orderId ?? ">"}` : this.subjects;
   }
 
+  /**
+   * How a durable consumer of these types (absent: every type) asks the
+   * server for them: a subject per type where the server takes several
+   * (2.10), the one type's subject where it takes one (2.9), else every
+   * subject, the consumer then acknowledging the other types unread.
+   */
+  consumerFilter(types: readonly string[] | undefined, severalFilters: boolean): string[] {
+    if (!types || types.length === 0) return [this.subjects];
+    if (types.length === 1 || severalFilters) return [...new Set(types)].map((t) => this.typeSubjects(t));
+    return [this.subjects];
+  }
+
+  /** Every subject of one type, whatever the order. */
+  typeSubjects(type: string): string {
+    return `${this.prefix}.events.${type}.*`;
+  }
+
   /** Every subject of one order, whatever the type. */
   orderSubjects(orderId: string): string {
     return `${this.prefix}.events.*.${orderId}`;
@@ -77,26 +95,74 @@ export class Topology {
     }
   }
 
-  async ensureConsumer({ js, jsm }: Clients, durable: string): Promise<Consumer> {
+  /**
+   * The durable consumer, created or brought to these filters. A filter
+   * change is an update in place: the consumer keeps its position (see
+   * README, "NATS version"), so nothing is skipped or handled twice.
+   */
+  async ensureConsumer(
+    { js, jsm, nc }: Clients,
+    durable: string,
+    types?: readonly string[],
+  ): Promise<Consumer> {
+    const several = takesSeveralFilters(nc.info?.version);
+    const filters = this.consumerFilter(types, several);
+    if (!several && types && types.length > 1)
+      this.log.warn(
+        { consumer: durable, server: nc.info?.version, types },
+        "bus: this nats-server takes one filter subject per consumer (2.10 takes several): the consumer receives every event and skips the others",
+      );
     const config: Partial<ConsumerConfig> = {
       durable_name: durable,
       deliver_policy: DeliverPolicy.All,
       ack_policy: AckPolicy.Explicit,
       max_deliver: -1,
       ack_wait: nanos(30_000),
-      filter_subject: this.subjects,
+      ...filterConfig(filters),
     };
+    let info: ConsumerInfo;
     try {
       // 2.9 answers with the existing consumer (updated if needed); two processes racing both succeed.
-      return js.consumers.getConsumerFromInfo(await jsm.consumers.add(this.stream, config));
+      info = await jsm.consumers.add(this.stream, config);
     } catch (err) {
-      // Newer servers refuse to "create" over a different config: use the one that is there.
-      const info = await jsm.consumers.info(this.stream, durable).catch(() => undefined);
-      if (!info) throw err;
-      this.log.warn({ err, consumer: durable }, "bus: using the existing consumer as it is");
-      return js.consumers.getConsumerFromInfo(info);
+      // Newer servers refuse to "create" over a different config: start from the one that is there.
+      const existing = await jsm.consumers.info(this.stream, durable).catch(() => undefined);
+      if (!existing) throw err;
+      info = existing;
     }
+    if (!sameFilters(info.config, filters)) {
+      try {
+        info = await jsm.consumers.update(this.stream, durable, filterConfig(filters));
+        this.log.info({ consumer: durable, filters }, "bus: consumer filters updated");
+      } catch (err) {
+        // Still correct, only slower: the consumer acknowledges what it does not handle.
+        this.log.warn({ err, consumer: durable }, "bus: using the existing consumer's filters as they are");
+      }
+    }
+    return js.consumers.getConsumerFromInfo(info);
   }
+}
+
+/** Whether a server of this version (from its INFO) takes several filter subjects per consumer: 2.10 on. */
+export function takesSeveralFilters(version: string | undefined): boolean {
+  const [major = 0, minor = 0] = (version ?? "").split(".").map((n) => Number.parseInt(n, 10));
+  return major > 2 || (major === 2 && minor >= 10);
+}
+
+/** One filter as `filter_subject` (any server), several as `filter_subjects` (2.10), never both. */
+function filterConfig(filters: string[]): Partial<ConsumerConfig> {
+  return filters.length === 1
+    ? { filter_subject: filters[0], filter_subjects: undefined }
+    : { filter_subject: undefined, filter_subjects: filters };
+}
+
+function sameFilters(config: ConsumerConfig, filters: string[]): boolean {
+  const current = config.filter_subjects?.length
+    ? config.filter_subjects
+    : config.filter_subject
+      ? [config.filter_subject]
+      : [];
+  return current.length === filters.length && filters.every((f) => current.includes(f));
 }
 
 /** A stored message as an event, or undefined when it is not one (a stray publish on our subjects). */

@@ -26,7 +26,11 @@ async function consumeEach(parts: BusParts, spec: SingleConsumerSpec): Promise<C
   const limit = Math.max(1, spec.concurrency ?? 1);
   const inflight = new Set<Promise<void>>();
   // Created here so a missing stream or a refused config fails the caller, not a background loop.
-  let consumer: Consumer | undefined = await topology.ensureConsumer(connection.clients(), durable);
+  let consumer: Consumer | undefined = await topology.ensureConsumer(
+    connection.clients(),
+    durable,
+    spec.types,
+  );
 
   const feed = new Feed(
     nc,
@@ -34,7 +38,7 @@ async function consumeEach(parts: BusParts, spec: SingleConsumerSpec): Promise<C
     { consumer: durable },
     {
       open: async () => {
-        consumer ??= await topology.ensureConsumer(connection.clients(), durable);
+        consumer ??= await topology.ensureConsumer(connection.clients(), durable, spec.types);
         const current = consumer;
         // Next time round (the feed ended on its own), look the consumer up again: it may be gone.
         consumer = undefined;

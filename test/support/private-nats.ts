@@ -1,0 +1,82 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "@nats-io/transport-node";
+import { takesSeveralFilters } from "../../src/relay/jetstream/topology.ts";
+
+/** Which server a test needs: 2.9 takes one filter subject per consumer, 2.10 several. */
+export type NatsLine = "2.9" | "2.10";
+
+/** The binaries tried for a private server: the machine's, and the one `.ci/fetch-nats` puts in the worktree. */
+const binaries = [
+  "/usr/sbin/nats-server",
+  join(import.meta.dirname, "../../.ci/nats-2.10/root/usr/sbin/nats-server"),
+];
+
+export type NatsServer = { url: string; version: string; stop(): Promise<void> } | { skip: string };
+
+/**
+ * A JetStream server of that line: NATS_URL or the machine's 127.0.0.1:4222
+ * when it is one, else a private server on a free port from a binary of that
+ * line, else the reason there is none.
+ */
+export async function natsServerOf(line: NatsLine): Promise<NatsServer> {
+  const fits = (version: string | undefined) => takesSeveralFilters(version) === (line === "2.10");
+  for (const url of new Set([process.env.NATS_URL, "nats://127.0.0.1:4222"])) {
+    if (!url) continue;
+    const version = await serverVersion(url);
+    if (version && fits(version)) return { url, version, stop: async () => {} };
+  }
+  for (const bin of binaries) {
+    if (!existsSync(bin)) continue;
+    const version = /v(\d+\.\d+\.\d+)/.exec(execFileSync(bin, ["--version"]).toString())?.[1];
+    if (fits(version)) return startPrivate(bin, version!);
+  }
+  const hint = line === "2.10" ? "; .ci/fetch-nats fetches nats-server 2.10.27" : "";
+  return { skip: `no nats-server ${line} here (NATS_URL, 127.0.0.1:4222, ${binaries.join(", ")})${hint}` };
+}
+
+async function serverVersion(url: string): Promise<string | undefined> {
+  try {
+    const nc = await connect({ servers: url, reconnect: false, timeout: 2_000 });
+    const version = nc.info?.version;
+    await nc.close();
+    return version;
+  } catch {
+    return undefined;
+  }
+}
+
+async function startPrivate(bin: string, version: string): Promise<NatsServer> {
+  const dir = mkdtempSync(join(tmpdir(), "nats-private-"));
+  const port = await freePort();
+  const url = `nats://127.0.0.1:${port}`;
+  const child: ChildProcess = spawn(bin, ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir], {
+    stdio: "ignore",
+  });
+  const stop = async () => {
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    if (child.exitCode === null) child.kill("SIGKILL");
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 10_000;
+  while (!(await serverVersion(url))) {
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`${bin} did not accept connections on ${url}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { url, version, stop };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
