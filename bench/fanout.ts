@@ -123,7 +123,8 @@ export async function run(): Promise<Section> {
   await Promise.all(clients.map((c) => c.dispose()));
   await app.stop();
 
-  const shown = (v: number) => (Number.isFinite(v) ? ms(v) : `> ${drainMs / 1000} s (${incomplete} not done)`);
+  const shown = (v: number) =>
+    Number.isFinite(v) ? ms(v) : `> ${drainMs / 1000} s (${incomplete} not done)`;
   return {
     title: `Fan-out: ${int(ids.length)} subscribers each following its own order, orders paid at ${rate}/s`,
     columns: ["measure", "value", "target"],

@@ -12,6 +12,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
+import { latencyChart } from "./chart.ts";
 import { cleanUp, progress, renderSection, type Section } from "./support.ts";
 
 /** Run by `npm run bench` with no names, in this order. */
@@ -31,7 +32,7 @@ const extras: Record<string, () => Promise<{ run: () => Promise<Section> }>> = {
 const known = { ...benchmarks, ...extras };
 
 /** Each benchmark is stopped (SIGTERM, it cleans up) if it runs longer than this. */
-const childTimeoutMs = Number(process.env.BENCH_TIMEOUT_MS ?? 300_000);
+const childTimeoutMs = Number(process.env.BENCH_TIMEOUT_MS ?? 600_000);
 
 async function child(name: string, out: string): Promise<void> {
   const load = known[name];
@@ -112,6 +113,15 @@ async function main(): Promise<void> {
     process.exitCode = 1;
   } else if (names.length === Object.keys(benchmarks).length) {
     await writeFile(join(import.meta.dirname, "results.md"), report);
+  }
+  // The chart follows the latest latency run, complete or not.
+  const points = sections.flatMap((s) => s.chart ?? []);
+  if (points.length > 0 && failed.length === 0) {
+    const chart = latencyChart(
+      points,
+      `Latency against load (${new Date().toISOString().slice(0, 10)}, load average ${loadBefore.toFixed(1)})`,
+    );
+    await writeFile(join(import.meta.dirname, "latency.svg"), chart);
   }
 }
 

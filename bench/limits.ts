@@ -13,7 +13,10 @@ import { type BenchEnv, now } from "./support.ts";
  * looping BEGIN; INSERT one row; COMMIT for `durationMs` (on a scratch table
  * of the bench database, dropped afterwards).
  */
-export async function pgCommitRate(env: BenchEnv, { clients = 16, durationMs = 3_000 } = {}): Promise<number> {
+export async function pgCommitRate(
+  env: BenchEnv,
+  { clients = 16, durationMs = 3_000 } = {},
+): Promise<number> {
   const admin = new pg.Client({ connectionString: env.databaseUrl });
   await admin.connect();
   await admin.query(
@@ -52,7 +55,11 @@ export async function pgCommitRate(env: BenchEnv, { clients = 16, durationMs = 3
 export async function httpRate(
   url: string,
   body: { query: string; variables?: Record<string, unknown> },
-  { connections = 50, durationMs = 5_000, token }: { connections?: number; durationMs?: number; token?: string },
+  {
+    connections = 50,
+    durationMs = 5_000,
+    token,
+  }: { connections?: number; durationMs?: number; token?: string },
 ): Promise<{ perSecond: number; requests: number }> {
   const payload = JSON.stringify(body);
   const headers: Record<string, string> = { "content-type": "application/json" };

@@ -7,7 +7,7 @@
  */
 import { type Client, createClient } from "graphql-ws";
 import WebSocket from "ws";
-import { now, orderClient, type StateChange, sleep, stateChangesDoc, within } from "./support.ts";
+import { now, type orderClient, type StateChange, sleep, stateChangesDoc, within } from "./support.ts";
 
 /** One graphql-ws connection carrying any number of subscriptions. */
 export function connection(url: string, token: string): Client & { failure: () => unknown } {
@@ -152,7 +152,11 @@ export interface OrderTiming {
 export async function closedLoop(
   orders: Orders,
   seen: Seen,
-  { clients, durationMs, orderTimeoutMs = 30_000 }: { clients: number; durationMs: number; orderTimeoutMs?: number },
+  {
+    clients,
+    durationMs,
+    orderTimeoutMs = 30_000,
+  }: { clients: number; durationMs: number; orderTimeoutMs?: number },
 ): Promise<{ started: number; completed: number; elapsedMs: number; latencies: number[] }> {
   const t0 = now();
   const end = t0 + durationMs;
@@ -224,5 +228,7 @@ export async function openLoop(
 
 /** Latencies of an open-loop run; an order not completed within the wait counts as +∞ (it is in the tail). */
 export function latencies(timings: OrderTiming[]): number[] {
-  return timings.map((t) => (t.completed === undefined ? Number.POSITIVE_INFINITY : t.completed - t.confirmSent));
+  return timings.map((t) =>
+    t.completed === undefined ? Number.POSITIVE_INFINITY : t.completed - t.confirmSent,
+  );
 }

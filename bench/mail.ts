@@ -61,7 +61,9 @@ export async function run(): Promise<Section> {
   const pdf = summary(await pdfCost(50));
   step(`invoice PDF p50 ${ms(pdf.p50)}`);
 
-  const shop = await spawnService(env, { roles: "gateway,relay,orders,finance,logistics,travelium,subscription" });
+  const shop = await spawnService(env, {
+    roles: "gateway,relay,orders,finance,logistics,travelium,subscription",
+  });
   const customer = await tokens.customer();
   const orders = orderClient(shop.url, { customer, payments: await tokens.payments() });
   const seen = new Seen();
@@ -119,10 +121,18 @@ export async function run(): Promise<Section> {
     title: `Mail: the notifier catches up on ${int(placed)} orders (${int(expected)} mails, .eml, invoice PDF attached)`,
     columns: ["measure", "value", "target"],
     rows: [
-      ["**mails sent per second** (first .eml → last)", `**${mailsPerSecond.toFixed(1)}**`, "≥ 2 × the order rate (closed loop)"],
+      [
+        "**mails sent per second** (first .eml → last)",
+        `**${mailsPerSecond.toFixed(1)}**`,
+        "≥ 2 × the order rate (closed loop)",
+      ],
       ["order rate those mails could serve (mails/s ÷ 2)", `${(mailsPerSecond / 2).toFixed(1)} orders/s`, ""],
       ["invoice PDF, one render, p50 / p95", `${ms(pdf.p50)} / ${ms(pdf.p95)}`, ""],
-      ["limit: bare file writes of the same size (write, fsync, close; one at a time)", `${Math.round(writeRate)} files/s`, ""],
+      [
+        "limit: bare file writes of the same size (write, fsync, close; one at a time)",
+        `${Math.round(writeRate)} files/s`,
+        "",
+      ],
       ["average .eml size", `${Math.round(averageBytes / 1024)} KiB`, ""],
       ["CPU while sending (% of one core)", cpuText(cpuUse), ""],
     ],

@@ -76,7 +76,11 @@ export async function run(): Promise<Section> {
         `**${rate(events, raw.elapsedMs, "messages")}**`,
       ],
       [`backlog committed (one transaction, ${int(orderCount)} orders)`, seconds(insertedIn), ""],
-      ["**relay drain** (commit → every row published)", seconds(drained), `**${rate(events, drained, "events")}**`],
+      [
+        "**relay drain** (commit → every row published)",
+        seconds(drained),
+        `**${rate(events, drained, "events")}**`,
+      ],
       ["relay ÷ raw JetStream", "", `${Math.round((100 * relayRate) / raw.perSecond)}%`],
       [
         "SQL statements (transactions) per 1,000 events",

@@ -54,6 +54,17 @@ export async function spawnService(
   env: BenchEnv,
   options: { roles?: string; env?: Record<string, string> } = {},
 ): Promise<ServiceProcess> {
+  // Once more if it exits while starting: the free port may have been taken between the probe and the bind.
+  return startOnce(env, options).catch((error: unknown) => {
+    console.error(`${error instanceof Error ? error.message : error}; trying once more`);
+    return startOnce(env, options);
+  });
+}
+
+async function startOnce(
+  env: BenchEnv,
+  options: { roles?: string; env?: Record<string, string> },
+): Promise<ServiceProcess> {
   const roles = options.roles ?? process.env.BENCH_ROLES ?? "all";
   const port = await freePort();
   const dataDir = await mkdtemp(join(env.dataDir, "service-"));
@@ -62,7 +73,8 @@ export async function spawnService(
     ["--import", "tsx", "--import", "./bench/sql-counter.ts", "src/main.ts"],
     {
       cwd: root,
-      stdio: ["ignore", "ignore", "inherit", "ipc"],
+      // Its log (warnings and worse by default) goes to the bench's stderr, beside the progress lines.
+      stdio: ["ignore", "pipe", "inherit", "ipc"],
       env: {
         ...process.env,
         PORT: String(port),
@@ -78,10 +90,13 @@ export async function spawnService(
       },
     },
   );
+  child.stdout?.pipe(process.stderr);
   let exited = false;
+  let exitCode: number | string | null = null;
   const exit = new Promise<void>((resolve) =>
-    child.once("exit", () => {
+    child.once("exit", (code, signal) => {
       exited = true;
+      exitCode = code ?? signal;
       resolve();
     }),
   );
@@ -102,7 +117,10 @@ export async function spawnService(
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (exited) throw new Error(`bench: the service (ROLES=${roles}) exited while starting`);
+    if (exited)
+      throw new Error(
+        `bench: the service (ROLES=${roles}) exited (${exitCode}) while starting; its log is above`,
+      );
     const ready = await fetch(`${base}/readyz`).then(
       (r) => r.status === 200,
       () => false,

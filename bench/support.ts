@@ -40,9 +40,10 @@ export interface LatencyPoint {
   series: string;
   /** Orders per second offered. */
   rate: number;
-  p50: number;
-  p95: number;
-  p99: number;
+  /** null: beyond the wait (orders not completed in it). */
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
 }
 
 /** Progress on stderr, with the time since the previous step, so a slow phase shows in the run's output. */
@@ -60,7 +61,7 @@ export function progress(benchmark: string) {
 const cleanups: { what: string; step: () => Promise<void> }[] = [];
 let cleaning: Promise<void> | undefined;
 
-/** Runs every registered cleanup, newest first; each is bounded so one stuck step cannot hang the rest. */
+/** Runs every registered cleanup, newest first; each is bounded so one stuck step cannot hang the rest. May run again for what is registered later. */
 export function cleanUp(): Promise<void> {
   cleaning ??= (async () => {
     while (cleanups.length > 0) {
@@ -70,6 +71,7 @@ export function cleanUp(): Promise<void> {
       const took = now() - started;
       if (took > 1000) console.error(`bench: cleanup: ${what} took ${(took / 1000).toFixed(1)} s`);
     }
+    cleaning = undefined;
   })();
   return cleaning;
 }

@@ -6,8 +6,8 @@
  * pg client), beside PostgreSQL's commit rate measured in the same run.
  */
 import { tokens } from "../test/support/service.ts";
-import { closedLoop, Seen, watchAll } from "./load.ts";
 import { pgCommitRate } from "./limits.ts";
+import { closedLoop, Seen, watchAll } from "./load.ts";
 import { commits, spawnService } from "./service.ts";
 import {
   benchEnv,
@@ -71,7 +71,12 @@ export async function run(): Promise<Section> {
         `PostgreSQL commits ${int(Math.round(commitRate))}/s ÷ 3 = ${int(Math.round(commitRate / 3))} orders/s`,
         "≥ 300 (done when ≥ 150)",
       ],
-      ["orders completed in the window (started in it)", `${int(result.completed)} (${int(result.started)})`, "", ""],
+      [
+        "orders completed in the window (started in it)",
+        `${int(result.completed)} (${int(result.started)})`,
+        "",
+        "",
+      ],
       [
         "**PostgreSQL commits per order** (xact_commit of the bench database)",
         `**${perOrder(commits1 - commits0)}**`,
@@ -84,7 +89,12 @@ export async function run(): Promise<Section> {
         "",
         "",
       ],
-      ["transactions (BEGIN) per order, at the service's pg clients", perOrder(sql1.transactions - sql0.transactions), "", ""],
+      [
+        "transactions (BEGIN) per order, at the service's pg clients",
+        perOrder(sql1.transactions - sql0.transactions),
+        "",
+        "",
+      ],
       [
         "order latency under this load (placeOrder sent → COMPLETED seen) p50 / p99",
         `${ms(lat.p50)} / ${ms(lat.p99)}`,
