@@ -157,28 +157,44 @@ export async function closedLoop(
     durationMs,
     orderTimeoutMs = 30_000,
   }: { clients: number; durationMs: number; orderTimeoutMs?: number },
-): Promise<{ started: number; completed: number; elapsedMs: number; latencies: number[] }> {
+): Promise<{
+  started: number;
+  completed: number;
+  failures: number;
+  firstFailure: unknown;
+  elapsedMs: number;
+  latencies: number[];
+}> {
   const t0 = now();
   const end = t0 + durationMs;
   let started = 0;
   let completed = 0;
+  let failures = 0;
+  let firstFailure: unknown;
   const latencies: number[] = [];
   await Promise.all(
     Array.from({ length: clients }, async () => {
       while (now() < end) {
         const t = now();
         started++;
-        const id = await orders.place();
-        await orders.confirm(id);
-        const at = await seen.until(id, "COMPLETED", orderTimeoutMs);
-        if (at <= end) {
-          completed++;
-          latencies.push(at - t);
+        try {
+          const id = await orders.place();
+          await orders.confirm(id);
+          const at = await seen.until(id, "COMPLETED", orderTimeoutMs);
+          if (at <= end) {
+            completed++;
+            latencies.push(at - t);
+          }
+        } catch (error) {
+          // An overloaded service refuses or times out: counted, and the client goes on after a pause.
+          failures++;
+          firstFailure ??= error;
+          await sleep(100);
         }
       }
     }),
   );
-  return { started, completed, elapsedMs: durationMs, latencies };
+  return { started, completed, failures, firstFailure, elapsedMs: durationMs, latencies };
 }
 
 /**

@@ -56,10 +56,20 @@ async function series(rate: number, withDashboards: number, step: (s: string) =>
   const boards = dashboards(app.url, await tokens.admin(), withDashboards);
   await sleep(500);
   // Warm-up: a few orders, one after the other, until one is seen completing.
-  for (let i = 0; i < 5; i++) {
-    const id = await orders.place();
-    await orders.confirm(id);
-    await seen.until(id, "COMPLETED", 30_000);
+  let warm = 0;
+  for (let tries = 0; warm < 5 && tries < 20; tries++) {
+    try {
+      const id = await orders.place();
+      await orders.confirm(id);
+      await seen.until(id, "COMPLETED", 30_000);
+      warm++;
+    } catch (error) {
+      // A service still busy starting (or a machine too busy) may refuse one: try again.
+      console.error(
+        `bench: latency: a warm-up order failed: ${error instanceof Error ? error.message : error}`,
+      );
+      await sleep(500);
+    }
   }
   const received0 = boards.received();
   const cpu = cpuMeter(app.pid);

@@ -15,11 +15,12 @@ import {
   rate,
   type Section,
   seconds,
-  waitFor,
+  sleep,
 } from "./support.ts";
 
 const events = Number(process.env.BENCH_RELAY_EVENTS ?? 100_000);
 const orderCount = 1_000;
+const drainLimitMs = Number(process.env.BENCH_RELAY_LIMIT_SECONDS ?? 180) * 1000;
 
 export async function run(): Promise<Section> {
   const step = progress("relay");
@@ -55,17 +56,20 @@ export async function run(): Promise<Section> {
   const cpu = cpuMeter(app.pid);
   const t0 = now();
   const sql0 = await app.sql();
-  await waitFor(`the relay to publish ${events} events`, async () => (await unpublished()) === 0, {
-    timeoutMs: 240_000,
-    intervalMs: 50,
-  });
+  // Bounded: a relay that cannot drain the backlog in time is reported at the rate it reached.
+  let left = events;
+  while (left > 0 && now() - t0 < drainLimitMs) {
+    left = await unpublished();
+    if (left > 0) await sleep(50);
+  }
   const drained = now() - t0;
+  const published = events - left;
   const sql1 = await app.sql();
   const cpuUse = cpu.stop();
-  step(`drained ${events} events`);
+  step(`published ${published} of ${events} events`);
   await app.stop();
 
-  const relayRate = events / (drained / 1000);
+  const relayRate = published / (drained / 1000);
   return {
     title: `Relay drain: ${int(events)} outbox events committed at once, against raw JetStream async publishing`,
     columns: ["measure", "time", "rate"],
@@ -85,7 +89,7 @@ export async function run(): Promise<Section> {
       [
         "SQL statements (transactions) per 1,000 events",
         "",
-        `${Math.round(((sql1.statements - sql0.statements) * 1000) / events)} (${Math.round(((sql1.transactions - sql0.transactions) * 1000) / events)})`,
+        `${Math.round(((sql1.statements - sql0.statements) * 1000) / published)} (${Math.round(((sql1.transactions - sql0.transactions) * 1000) / published)})`,
       ],
     ],
     notes: [

@@ -44,7 +44,7 @@ export interface ServiceProcess {
   dataDir: string;
   /** SQL statements and BEGINs the process has sent so far. */
   sql(): Promise<{ statements: number; transactions: number }>;
-  /** Resident set size now, in bytes. */
+  /** Resident set size now, in bytes; NaN once it has exited. */
   rss(): number;
   stop(): Promise<void>;
 }
@@ -145,9 +145,13 @@ async function startOnce(
         }),
       ),
     rss: () => {
-      const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
-      const kb = /^VmRSS:\s+(\d+)/m.exec(status);
-      return kb ? Number(kb[1]) * 1024 : Number.NaN;
+      try {
+        const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
+        const kb = /^VmRSS:\s+(\d+)/m.exec(status);
+        return kb ? Number(kb[1]) * 1024 : Number.NaN;
+      } catch {
+        return Number.NaN; // it has exited
+      }
     },
     stop,
   };
