@@ -4,26 +4,38 @@
  * is stopped and still cleans up), then one markdown report on stdout and
  * in bench/results.md.
  *
- *   tsx --expose-gc bench/index.ts                 every benchmark
- *   tsx --expose-gc bench/index.ts latency replay  some of them
+ *   npm run bench                       every benchmark (not the extras)
+ *   npm run bench -- latency fanout     some of them (names below)
+ *   npm run bench -- sequential replay  the extras
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
+import { latencyChart } from "./chart.ts";
 import { cleanUp, progress, renderSection, type Section } from "./support.ts";
 
+/** Run by `npm run bench` with no names, in this order. */
 const benchmarks: Record<string, () => Promise<{ run: () => Promise<Section> }>> = {
-  latency: () => import("./order-latency.ts"),
   throughput: () => import("./throughput.ts"),
+  latency: () => import("./open-loop.ts"),
+  fanout: () => import("./fanout.ts"),
+  queries: () => import("./queries.ts"),
+  relay: () => import("./relay-drain.ts"),
+  mail: () => import("./mail.ts"),
+};
+/** Run only when named: the hop-by-hop breakdown of sequential orders, and the resumable subscription's replay. */
+const extras: Record<string, () => Promise<{ run: () => Promise<Section> }>> = {
+  sequential: () => import("./order-latency.ts"),
   replay: () => import("./replay.ts"),
 };
+const known = { ...benchmarks, ...extras };
 
 /** Each benchmark is stopped (SIGTERM, it cleans up) if it runs longer than this. */
-const childTimeoutMs = Number(process.env.BENCH_TIMEOUT_MS ?? 120_000);
+const childTimeoutMs = Number(process.env.BENCH_TIMEOUT_MS ?? 600_000);
 
 async function child(name: string, out: string): Promise<void> {
-  const load = benchmarks[name];
+  const load = known[name];
   if (!load) throw new Error(`unknown benchmark ${name}`);
   const step = progress(name);
   try {
@@ -60,7 +72,7 @@ async function main(): Promise<void> {
   if (args[0] === "--child") return child(args[1]!, args[2]!);
 
   const names = args.length > 0 ? args : Object.keys(benchmarks);
-  for (const name of names) if (!benchmarks[name]) throw new Error(`unknown benchmark ${name}`);
+  for (const name of names) if (!known[name]) throw new Error(`unknown benchmark ${name}`);
   const loadBefore = os.loadavg()[0]!;
   const dir = await mkdtemp(join(os.tmpdir(), "order-bench-results-"));
   const sections: Section[] = [];
@@ -86,8 +98,9 @@ async function main(): Promise<void> {
     `- date: ${new Date().toISOString()}`,
     `- node: ${process.version} on ${os.type()} ${os.release()} (${os.arch()})`,
     `- machine: ${cpus.length} × ${cpus[0]?.model.trim() ?? "unknown CPU"}, ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB memory`,
-    "- PostgreSQL and NATS JetStream on 127.0.0.1; the service runs in-process (startService), in the same",
-    "  process and event loop as the load generator; each benchmark on its own database and NATS prefix.",
+    "- PostgreSQL and NATS JetStream on 127.0.0.1. The service runs as its own process (`node --import tsx src/main.ts`),",
+    "  the load generator in the bench process (except the `sequential` and `replay` extras, which run it in-process);",
+    "  each benchmark on its own database and NATS prefix, removed at the end.",
     "- Every measurement is printed beside the limit measured in the same run.",
     `- 1-minute load average: ${loadBefore.toFixed(2)} before the run, ${os.loadavg()[0]!.toFixed(2)} after it (other work on the machine shares its ${cpus.length} cores).`,
   ];
@@ -100,6 +113,15 @@ async function main(): Promise<void> {
     process.exitCode = 1;
   } else if (names.length === Object.keys(benchmarks).length) {
     await writeFile(join(import.meta.dirname, "results.md"), report);
+  }
+  // The chart follows the latest latency run, complete or not.
+  const points = sections.flatMap((s) => s.chart ?? []);
+  if (points.length > 0 && failed.length === 0) {
+    const chart = latencyChart(
+      points,
+      `Latency against load (${new Date().toISOString().slice(0, 10)}, load average ${loadBefore.toFixed(1)})`,
+    );
+    await writeFile(join(import.meta.dirname, "latency.svg"), chart);
   }
 }
 

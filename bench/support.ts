@@ -32,6 +32,18 @@ export interface Section {
   notes: string[];
   /** Further tables of the same section (e.g. memory). */
   extra?: { columns: string[]; rows: string[][] }[];
+  /** Figures for the chart (bench/latency.svg): latency percentiles per offered load. */
+  chart?: LatencyPoint[];
+}
+
+export interface LatencyPoint {
+  series: string;
+  /** Orders per second offered. */
+  rate: number;
+  /** null: beyond the wait (orders not completed in it). */
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
 }
 
 /** Progress on stderr, with the time since the previous step, so a slow phase shows in the run's output. */
@@ -49,7 +61,7 @@ export function progress(benchmark: string) {
 const cleanups: { what: string; step: () => Promise<void> }[] = [];
 let cleaning: Promise<void> | undefined;
 
-/** Runs every registered cleanup, newest first; each is bounded so one stuck step cannot hang the rest. */
+/** Runs every registered cleanup, newest first; each is bounded so one stuck step cannot hang the rest. May run again for what is registered later. */
 export function cleanUp(): Promise<void> {
   cleaning ??= (async () => {
     while (cleanups.length > 0) {
@@ -59,8 +71,14 @@ export function cleanUp(): Promise<void> {
       const took = now() - started;
       if (took > 1000) console.error(`bench: cleanup: ${what} took ${(took / 1000).toFixed(1)} s`);
     }
+    cleaning = undefined;
   })();
   return cleaning;
+}
+
+/** Registers a cleanup step (run newest first by cleanUp()). */
+export function onCleanUp(what: string, step: () => Promise<void>): void {
+  cleanups.push({ what, step });
 }
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
@@ -295,6 +313,7 @@ export function summary(samples: number[]) {
   return {
     p50: percentile(samples, 50),
     p95: percentile(samples, 95),
+    p99: percentile(samples, 99),
     max: Math.max(...samples),
     n: samples.length,
   };
@@ -403,31 +422,47 @@ function serverCpu(): { postgres: number; nats: number } | undefined {
   }
 }
 
+/** CPU seconds of one process so far (Linux /proc; else undefined). */
+function processCpu(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface CpuReport {
-  /** This process (service and load generator), in % of one core. */
+  /** This process (the load generator, and the service when it runs in-process), in % of one core. */
   process: number;
   /** Event-loop utilization of this process, 0..1. */
   eventLoop: number;
+  /** The service's own process, when it runs as one. */
+  service: number | undefined;
   postgres: number | undefined;
   nats: number | undefined;
 }
 
-/** CPU use over an interval: this process, its event loop, and the PostgreSQL and NATS servers. */
-export function cpuMeter() {
+/** CPU use over an interval: this process, its event loop, the service's process, the PostgreSQL and NATS servers. */
+export function cpuMeter(servicePid?: number) {
   const wall0 = now();
   const cpu0 = process.cpuUsage();
   const elu0 = performance.eventLoopUtilization();
   const servers0 = serverCpu();
+  const service0 = servicePid === undefined ? undefined : processCpu(servicePid);
   return {
     stop(): CpuReport {
       const wall = (now() - wall0) / 1000;
       const cpu = process.cpuUsage(cpu0);
       const elu = performance.eventLoopUtilization(elu0);
       const servers = serverCpu();
+      const service1 = servicePid === undefined ? undefined : processCpu(servicePid);
       const pct = (seconds: number) => (100 * seconds) / wall;
       return {
         process: pct((cpu.user + cpu.system) / 1e6),
         eventLoop: elu.utilization,
+        service: service0 !== undefined && service1 !== undefined ? pct(service1 - service0) : undefined,
         postgres: servers && servers0 ? pct(servers.postgres - servers0.postgres) : undefined,
         nats: servers && servers0 ? pct(servers.nats - servers0.nats) : undefined,
       };
@@ -436,8 +471,11 @@ export function cpuMeter() {
 }
 
 export function cpuText(report: CpuReport): string {
-  const pct = (v: number | undefined) => (v === undefined ? "–" : `${Math.round(v)}%`);
-  return `node ${pct(report.process)} (event loop ${Math.round(report.eventLoop * 100)}% busy), postgres ${pct(report.postgres)}, nats-server ${pct(report.nats)}`;
+  // A server's figure sums its live processes: backends that ended during the interval take their CPU with them.
+  const pct = (v: number | undefined) => (v === undefined || v < 0 ? "–" : `${Math.round(v)}%`);
+  const service = report.service === undefined ? "" : `service ${pct(report.service)}, `;
+  const bench = report.service === undefined ? "node" : "bench (load)";
+  return `${service}${bench} ${pct(report.process)} (event loop ${Math.round(report.eventLoop * 100)}% busy), postgres ${pct(report.postgres)}, nats-server ${pct(report.nats)}`;
 }
 
 // ---------------------------------------------------------------- SQL statements

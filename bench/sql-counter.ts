@@ -1,0 +1,24 @@
+/**
+ * Preloaded into the service's process by the bench (node --import), never
+ * by the service itself: counts the SQL statements (and BEGINs) every pg
+ * client of the process sends, and answers the bench's "sql" message over
+ * the IPC channel with the totals so far.
+ */
+import pg from "pg";
+
+let statements = 0;
+let transactions = 0;
+const query = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+(pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+  const first = args[0];
+  const text = typeof first === "string" ? first : (first as { text?: unknown } | undefined)?.text;
+  statements++;
+  if (typeof text === "string" && /^\s*begin\b/i.test(text)) transactions++;
+  return query.apply(this, args);
+};
+
+process.on("message", (message: unknown) => {
+  if (message === "sql") process.send?.({ statements, transactions });
+});
+// The channel must not keep the service alive once it has stopped.
+process.channel?.unref();
