@@ -70,7 +70,15 @@ async function startOnce(
   const dataDir = await mkdtemp(join(env.dataDir, "service-"));
   const child: ChildProcess = spawn(
     process.execPath,
-    ["--import", "tsx", "--import", "./bench/sql-counter.ts", "src/main.ts"],
+    [
+      // BENCH_CPU_PROF=<dir>: the service writes a V8 CPU profile there when it stops (node --cpu-prof).
+      ...(process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+      "--import",
+      "tsx",
+      "--import",
+      "./bench/sql-counter.ts",
+      "src/main.ts",
+    ],
     {
       cwd: root,
       // Its log (warnings and worse by default) goes to the bench's stderr, beside the progress lines.
