@@ -4,6 +4,7 @@
  */
 import { refuse } from "../errors.ts";
 import type { ProductKind } from "./catalog.ts";
+import type { OrderPlaced } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
 import { canMove, type OrderStatus } from "./states.ts";
 
@@ -21,20 +22,8 @@ export interface PlaceOrderCommand {
   idempotencyKey: string;
 }
 
-export interface Placement {
-  lines: {
-    sku: string;
-    name: string;
-    kind: ProductKind;
-    quantity: number;
-    unitAmount: number;
-    currency: string;
-  }[];
-  totalAmount: number;
-  currency: string;
-  involvedModules: string[];
-  requiredModules: string[];
-}
+/** What placing the order decides: the OrderPlaced payload but for who placed it. */
+export type Placement = Omit<OrderPlaced, "customerId">;
 
 const emailPattern = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 /** A total beyond a 32-bit GraphQL Int cannot be shown to clients. */
