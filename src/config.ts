@@ -10,6 +10,8 @@ export interface Config {
   port: number;
   /** Unset: embedded PGlite in dataDir. */
   databaseUrl: string | undefined;
+  /** Connections of each process's PostgreSQL pool. Default 10. */
+  databasePoolSize: number;
   dataDir: string;
   /** Unset: the in-process bus (valid only when one process runs every role). */
   natsUrl: string | undefined;
@@ -63,6 +65,9 @@ export function readConfig(env: Env = process.env): Config {
   const notifierRetryMs = Number(env.NOTIFIER_RETRY_MS ?? 1000);
   if (!Number.isInteger(notifierRetryMs) || notifierRetryMs < 1)
     throw new Error(`NOTIFIER_RETRY_MS: "${env.NOTIFIER_RETRY_MS}" is not a positive number of milliseconds`);
+  const databasePoolSize = Number(env.DATABASE_POOL_SIZE ?? 10);
+  if (!Number.isInteger(databasePoolSize) || databasePoolSize < 1)
+    throw new Error(`DATABASE_POOL_SIZE: "${env.DATABASE_POOL_SIZE}" is not a positive whole number`);
   const natsDuplicateWindowMs = Number(env.NATS_DUPLICATE_WINDOW_MS ?? 120_000);
   if (!Number.isInteger(natsDuplicateWindowMs) || natsDuplicateWindowMs < 100)
     throw new Error(
@@ -84,6 +89,7 @@ export function readConfig(env: Env = process.env): Config {
   return {
     port,
     databaseUrl: env.DATABASE_URL || undefined,
+    databasePoolSize,
     dataDir: env.DATA_DIR ?? ".data",
     natsUrl: env.NATS_URL || undefined,
     natsPrefix,

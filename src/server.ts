@@ -59,7 +59,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const has = (role: string) => config.roles === "all" || config.roles.has(role);
   const metrics = createMetrics();
 
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, logger });
+  const database = await openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    logger,
+    poolSize: config.databasePoolSize,
+  });
   metrics.countWaitingDeadLetters(() => countWaitingDeadLetters(database.db));
   const bus: Bus = config.natsUrl
     ? new JetStreamBus({

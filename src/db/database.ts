@@ -74,12 +74,16 @@ export async function openDatabase(options: {
   url?: string;
   dataDir: string;
   logger?: DatabaseLogger;
+  /** Connections of the PostgreSQL pool (PGlite has one). Default 10. */
+  poolSize?: number;
 }): Promise<Database> {
-  return options.url ? openPostgres(options.url, options.logger ?? quiet) : openPglite(options.dataDir);
+  return options.url
+    ? openPostgres(options.url, options.logger ?? quiet, options.poolSize ?? 10)
+    : openPglite(options.dataDir);
 }
 
-async function openPostgres(url: string, logger: DatabaseLogger): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: 10, ...connectionOptions });
+async function openPostgres(url: string, logger: DatabaseLogger, poolSize: number): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, ...connectionOptions });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on("error", () => {});
   // Nor one that is checked out (its transaction killed by a timeout, a restart): its query rejects,
