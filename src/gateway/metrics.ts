@@ -30,46 +30,26 @@ export function createMetrics() {
       this.set(liveSubscriptions());
     },
   });
-  let parkedEvents = async () => 0;
-  new Gauge({
-    name: "orders_outbox_parked_events",
-    help: "Outbox events the bus refused for good, held with the later events of their order until an admin republishes them",
-    registers: [registry],
-    async collect() {
-      try {
-        this.set(await parkedEvents());
-      } catch {
-        // The database does not answer: the last count stands, and /readyz says why.
-      }
-    },
-  });
-  let waitingDeadLetters: () => Promise<number> = async () => 0;
-  new Gauge({
-    name: "orders_dead_letters_waiting",
-    help: "Dead letters no listener is done with yet (not settled: waiting, or replayed and not handled yet); the same count in every process",
-    registers: [registry],
-    async collect() {
-      try {
-        this.set(await waitingDeadLetters());
-      } catch {
-        // The database does not answer: the last count stands, and /readyz says why.
-      }
-    },
-  });
+  const countParkedEvents = databaseCount(
+    registry,
+    "orders_outbox_parked_events",
+    "Outbox events the bus refused for good, held with the later events of their order until an admin republishes them",
+  );
+  const countWaitingDeadLetters = databaseCount(
+    registry,
+    "orders_dead_letters_waiting",
+    "Dead letters no listener is done with yet (not settled: waiting, or replayed and not handled yet); the same count in every process",
+  );
   return {
     contentType: registry.contentType,
     /** Where the dead-letter gauge reads its count; the database knows it. */
-    countWaitingDeadLetters(count: () => Promise<number>) {
-      waitingDeadLetters = count;
-    },
+    countWaitingDeadLetters,
     /** Where the gauge above reads its value; the gateway's feed knows it. */
     countLiveSubscriptions(count: () => number) {
       liveSubscriptions = count;
     },
     /** Where the parked-events gauge reads its value: the outbox. */
-    countParkedEvents(count: () => Promise<number>) {
-      parkedEvents = count;
-    },
+    countParkedEvents,
     render: () => registry.metrics(),
     published,
     handled,
@@ -78,3 +58,26 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * A gauge whose value is a count the database keeps, read at each scrape;
+ * answers where to read it from (0 until told).
+ */
+function databaseCount(registry: Registry, name: string, help: string) {
+  let count: () => Promise<number> = async () => 0;
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    async collect() {
+      try {
+        this.set(await count());
+      } catch {
+        // The database does not answer: the last count stands, and /readyz says why.
+      }
+    },
+  });
+  return (from: () => Promise<number>) => {
+    count = from;
+  };
+}

@@ -28,7 +28,7 @@ export interface BusEvent {
 }
 
 /** The bus's duplicate-detection key: the event id, plus the replay for a deliberate re-publication. */
-export function publicationId(event: BusEvent): string {
+export function publicationId(event: Pick<BusEvent, "id" | "replay">): string {
   return event.replay ? `${event.id}:replay-${event.replay}` : event.id;
 }
 

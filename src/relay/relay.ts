@@ -66,6 +66,11 @@ export function toBusEvent(row: OrderEventRow): BusEvent {
   };
 }
 
+/** The bus's duplicate-detection key of a row, without building its event. */
+function publicationOf(row: OrderEventRow): string {
+  return publicationId({ id: row.id, replay: row.replays > 0 ? row.replays : undefined });
+}
+
 interface Published {
   row: OrderEventRow;
   sequence: number;
@@ -179,7 +184,7 @@ export class Relay {
       await park(tx, outcome.parked);
       return { published: done, parked: outcome.parked };
     });
-    for (const { row } of published) this.acked.delete(publicationId(toBusEvent(row)));
+    for (const { row } of published) this.acked.delete(publicationOf(row));
     for (const { row, error } of parked) {
       this.logger.error(
         { eventId: row.id, orderId: row.orderId, type: row.type, err: error },
@@ -248,14 +253,14 @@ export class Relay {
     const unsure: OrderEventRow[] = [];
     const now = Date.now();
     for (const row of rows) {
-      const sequence = this.acked.get(publicationId(toBusEvent(row)));
+      const sequence = this.acked.get(publicationOf(row));
       if (sequence !== undefined) settled.set(row, sequence);
       else if (now - row.occurredAt.getTime() > this.unsureAfterMs) unsure.push(row);
     }
     if (unsure.length > 0) {
       const found = await this.bus.lookup(unsure.map(toBusEvent));
       for (const row of unsure) {
-        const sequence = found.get(publicationId(toBusEvent(row)));
+        const sequence = found.get(publicationOf(row));
         if (sequence === undefined) continue;
         settled.set(row, sequence);
         // Should this transaction not commit, the next claim need not walk the stream again.
@@ -315,7 +320,7 @@ export class Relay {
   }
 
   private remember(row: OrderEventRow, sequence: number): void {
-    const key = publicationId(toBusEvent(row));
+    const key = publicationOf(row);
     this.acked.delete(key);
     this.acked.set(key, sequence);
     if (this.acked.size > rememberedAcks) this.acked.delete(this.acked.keys().next().value!);
