@@ -4,15 +4,26 @@
  * client of the process sends, and answers the bench's "sql" message over
  * the IPC channel with the totals so far.
  */
+import { writeFileSync } from "node:fs";
 import pg from "pg";
 
 let statements = 0;
 let transactions = 0;
+// BENCH_SQL_TEXTS=<file>: the statements by text, most sent first, written there when the process exits.
+const textsFile = process.env.BENCH_SQL_TEXTS;
+const byText = textsFile ? new Map<string, number>() : undefined;
+if (textsFile && byText) {
+  process.on("exit", () => {
+    const lines = [...byText].sort((a, b) => b[1] - a[1]).map(([text, n]) => `${n}\t${text.replace(/\s+/g, " ")}`);
+    writeFileSync(textsFile, `${lines.join("\n")}\n`);
+  });
+}
 const query = pg.Client.prototype.query as (...args: unknown[]) => unknown;
 (pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
   const first = args[0];
   const text = typeof first === "string" ? first : (first as { text?: unknown } | undefined)?.text;
   statements++;
+  if (byText && typeof text === "string") byText.set(text, (byText.get(text) ?? 0) + 1);
   if (typeof text === "string" && /^\s*begin\b/i.test(text)) transactions++;
   return query.apply(this, args);
 };
