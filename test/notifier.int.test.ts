@@ -17,13 +17,13 @@ import { escapeHtml, loadTemplates, render } from "../src/modules/notifier/templ
 import { orderEvents, processedEvents } from "../src/relay/tables.ts";
 import { orderStateChanged } from "../src/statemachine/transition.ts";
 import { createTestDatabase, testPrefix } from "./support/database.ts";
+import { notifierRecords } from "./support/notifier.ts";
 import { sagaClient } from "./support/saga.ts";
 import { deleteStream, startTestService, type TestService } from "./support/service.ts";
 import { notificationOf, type SmtpTestServer, startSmtpServer } from "./support/smtp.ts";
 import { eventually } from "./support/wait.ts";
 
 const mailFrom = "Shop <orders@shop.test>";
-const handled = [orderStateChanged, invoiceIssued];
 
 async function pdfText(pdf: Buffer): Promise<string> {
   const parser = new PDFParse({ data: new Uint8Array(pdf) });
@@ -96,7 +96,7 @@ describe("the notifier", () => {
         const events = await db
           .select({ id: orderEvents.id })
           .from(orderEvents)
-          .where(and(eq(orderEvents.orderId, orderId), inArray(orderEvents.type, handled)));
+          .where(and(eq(orderEvents.orderId, orderId), notifierRecords));
         const done = await db
           .select({ id: processedEvents.eventId })
           .from(processedEvents)
@@ -339,7 +339,7 @@ describe("the notifier", () => {
         const [published] = await db
           .select({ n: sql<number>`count(*)::int` })
           .from(orderEvents)
-          .where(inArray(orderEvents.type, handled));
+          .where(notifierRecords);
         const [replayed] = await db
           .select({ n: sql<number>`count(*)::int` })
           .from(processedEvents)

@@ -41,6 +41,14 @@ export interface Listener {
    * one statement and in a fixed order, so two batches never deadlock.
    */
   prepare?(tx: Tx, events: BusEvent[]): Promise<void>;
+  /**
+   * True when the event alone shows there is nothing to do (a module the
+   * order does not involve): a first delivery is then acknowledged without a
+   * transaction or an inbox row, as it has no effect to make once. Pure, and
+   * false when unsure; an event it cannot read goes to handle(), which
+   * dead-letters it.
+   */
+  skips?(event: BusEvent): boolean;
 }
 
 export interface RetryPolicy {
@@ -80,7 +88,7 @@ export interface ListenerDeps {
 export async function deliver(deps: ListenerDeps, listener: Listener, delivery: Delivery): Promise<Outcome> {
   const { event, attempt } = delivery;
   // A dead-letter replay is for the consumers that gave up on the event; the others have had it.
-  if (!hears(listener, event)) return { kind: "done" };
+  if (!hears(listener, delivery)) return { kind: "done" };
   const retry = deps.retry ?? defaultRetryPolicy;
   // Only an event that came before, or a replay, can have failures or dead letters to settle:
   // a first delivery skips the two statements.
@@ -155,7 +163,7 @@ export async function deliverBatch(
   deliveries: Delivery[],
 ): Promise<Outcome[]> {
   const outcomes: Outcome[] = deliveries.map(() => ({ kind: "done" }));
-  const mine = deliveries.flatMap((delivery, index) => (hears(listener, delivery.event) ? [index] : []));
+  const mine = deliveries.flatMap((delivery, index) => (hears(listener, delivery) ? [index] : []));
   if (mine.length === 0) return outcomes;
   if (mine.length === 1) {
     outcomes[mine[0]!] = await deliver(deps, listener, deliveries[mine[0]!]!);
@@ -198,9 +206,15 @@ export async function deliverBatch(
   return outcomes;
 }
 
-/** Whether the listener hears the event: its type, and on a dead-letter replay only the consumers that gave up on it. */
-function hears(listener: Listener, event: BusEvent): boolean {
-  return listener.types.includes(event.type) && (!event.replayFor || event.replayFor.includes(listener.name));
+/**
+ * Whether the listener hears the delivery: its type, on a dead-letter replay
+ * only the consumers that gave up on it, and not a first delivery it skips
+ * (one that came before may have failures or a dead letter to settle).
+ */
+function hears(listener: Listener, { event, attempt }: Delivery): boolean {
+  if (!listener.types.includes(event.type)) return false;
+  if (event.replayFor) return event.replayFor.includes(listener.name);
+  return !(attempt === 1 && event.replay === undefined && listener.skips?.(event));
 }
 
 export function runListener(deps: ListenerDeps, listener: Listener): Promise<Consumption> {

@@ -1,9 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { sql } from "drizzle-orm";
 import type { Executor } from "../db/database.ts";
 import { orderEvents } from "./tables.ts";
 
-/** The channel the relay LISTENs on; a commit that wrote events NOTIFYs it. */
+/** The channel the relay LISTENs on; a commit that wrote events NOTIFYs it (a trigger on order_events does). */
 export const outboxChannel = "order_events";
 
 export interface NewEvent {
@@ -27,8 +26,7 @@ export async function enqueue(tx: Executor, events: NewEvent[]): Promise<Enqueue
   if (events.length === 0) return [];
   const occurredAt = new Date();
   const rows = events.map((e) => ({ ...e, id: e.id ?? randomUUID(), occurredAt }));
+  // The table's trigger NOTIFYs the relay at commit.
   await tx.insert(orderEvents).values(rows);
-  // Delivered at commit, and folded into one by PostgreSQL when sent twice in a transaction.
-  await tx.execute(sql`select pg_notify(${outboxChannel}, '')`);
   return rows;
 }

@@ -27,6 +27,39 @@ export async function transitionOrder(
     events?: NewEvent[];
   } = {},
 ): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent } | undefined> {
+  const moved = await moveOrder(tx, order, [to], options);
+  return moved && { order: moved.order, stateChanged: moved.stateChanged[0]! };
+}
+
+/**
+ * Moves the order through several states at once (confirmed → fulfilling →
+ * completed when both facts are known): one guarded UPDATE to the last, and
+ * an OrderStateChanged for each step, in order, so subscribers still see
+ * every change. Each step must be a transition the table allows.
+ */
+export async function transitionOrderThrough(
+  tx: Tx,
+  order: Pick<OrderRow, "id" | "status" | "customerId">,
+  path: readonly OrderStatus[],
+): Promise<OrderRow | undefined> {
+  return path.length === 0 ? undefined : (await moveOrder(tx, order, path, {}))?.order;
+}
+
+async function moveOrder(
+  tx: Tx,
+  order: Pick<OrderRow, "id" | "status" | "customerId">,
+  path: readonly OrderStatus[],
+  options: {
+    eventId?: string;
+    reason?: string;
+    set?: Partial<typeof salesOrders.$inferInsert>;
+    events?: NewEvent[];
+  },
+): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent[] } | undefined> {
+  const steps = path.map((to, i) => ({ from: i === 0 ? order.status : path[i - 1]!, to }));
+  for (const { from, to } of steps.slice(1))
+    if (!statusesBefore(to).includes(from)) throw new Error(`no transition ${from} -> ${to}`);
+  const to = path.at(-1)!;
   const [moved] = await tx
     .update(salesOrders)
     .set({ ...options.set, status: to, updatedAt: new Date() })
@@ -34,27 +67,27 @@ export async function transitionOrder(
       and(
         eq(salesOrders.id, order.id),
         eq(salesOrders.status, order.status),
-        inArray(salesOrders.status, statusesBefore(to)),
+        inArray(salesOrders.status, statusesBefore(path[0]!)),
       ),
     )
     .returning();
   if (!moved) return undefined;
-  const [stateChanged] = await enqueue(tx, [
-    {
-      id: options.eventId,
+  const enqueued = await enqueue(tx, [
+    ...steps.map((step, i) => ({
+      id: i === steps.length - 1 ? options.eventId : undefined,
       type: orderStateChanged,
       orderId: order.id,
       // customerId lets the gateway tell who may see the change without reading the order.
       payload: {
-        from: order.status,
-        to,
+        from: step.from,
+        to: step.to,
         customerId: order.customerId,
         ...(options.reason ? { reason: options.reason } : {}),
       },
-    },
+    })),
     ...(options.events ?? []),
   ]);
-  return { order: moved, stateChanged: stateChanged! };
+  return { order: moved, stateChanged: enqueued.slice(0, steps.length) };
 }
 
 /**
@@ -80,11 +113,11 @@ export async function cancelTransition(
   });
 }
 
-/** Locks these orders in id order (a fixed order: two callers never deadlock on them). */
-export async function lockOrders(tx: Tx, orderIds: string[]): Promise<void> {
-  if (orderIds.length === 0) return;
-  await tx
-    .select({ id: salesOrders.id })
+/** Locks these orders in id order (a fixed order: two callers never deadlock on them); answers their rows. */
+export async function lockOrders(tx: Tx, orderIds: string[]): Promise<OrderRow[]> {
+  if (orderIds.length === 0) return [];
+  return tx
+    .select()
     .from(salesOrders)
     .where(inArray(salesOrders.id, orderIds))
     .orderBy(salesOrders.id)

@@ -1,5 +1,5 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { Tx } from "../../db/database.ts";
+import { query, type Tx } from "../../db/database.ts";
 import type { BusEvent } from "../../relay/bus.ts";
 import type { Listener } from "../../relay/listener.ts";
 import { orderEvents } from "../../relay/tables.ts";
@@ -9,7 +9,7 @@ import { orderStateChanged } from "../../statemachine/transition.ts";
 import { notificationMessageId } from "./mailer.ts";
 import { type NotificationKind, type NotificationStatus, notifications } from "./table.ts";
 
-/** The sender LISTENs here; a listener transaction that made a row pending NOTIFYs it at commit. */
+/** The sender LISTENs here; a transaction that made a row pending NOTIFYs it at commit (the table's trigger). */
 export const notifierChannel = "notifications";
 
 /** Finance's event with the issued invoice: the confirmation email carries it. */
@@ -51,6 +51,15 @@ export function notifierListener(options: { mailFrom: string; name?: string }): 
   return {
     name: options.name ?? "notifier",
     types: [orderStateChanged, invoiceIssued],
+    // PENDING and FULFILLING are announced by no email.
+    skips: (delivery) => {
+      try {
+        const event = parseEvent(delivery);
+        return !heardFact(event) && !(event.type === "OrderStateChanged" && event.payload.to === "cancelled");
+      } catch {
+        return false;
+      }
+    },
     async handle(tx, delivery) {
       const event = parseEvent(await withInvoice(tx, delivery));
       if (event.type === "OrderStateChanged" && event.payload.to === "cancelled") {
@@ -62,42 +71,34 @@ export function notifierListener(options: { mailFrom: string; name?: string }): 
       }
       const heard = heardFact(event);
       if (!heard) return;
-      const [order] = await tx
-        .select({ contactEmail: salesOrders.contactEmail, status: salesOrders.status })
-        .from(salesOrders)
-        .where(eq(salesOrders.id, event.orderId));
-      if (!order) throw new Error(`order ${event.orderId} not found`);
-      const cancelled = order.status === "cancelled";
       const needed = factsNeeded[heard.kind];
       // What the email shows of the invoice comes with the event, so the sender never reads Finance's table.
       const invoice = event.type === "InvoiceIssued" ? event.payload.invoice : null;
+      const n = notifications;
+      const o = salesOrders;
       const neededArray = sql.raw(`array[${needed.map((f) => `'${f}'`).join(", ")}]::text[]`);
-      // One statement, so two events of one order handled at once (two processes, or two deliveries
-      // side by side) meet on the row's lock: the second sees the first's fact.
-      const [row] = await tx
-        .insert(notifications)
-        .values({
-          orderId: event.orderId,
-          kind: heard.kind,
-          status: cancelled ? "cancelled" : needed.every((f) => f === heard.fact) ? "pending" : "waiting",
-          heard: [heard.fact],
-          messageId: notificationMessageId(event.orderId, heard.kind, options.mailFrom),
-          recipient: order.contactEmail,
-          invoice,
-        })
-        .onConflictDoUpdate({
-          target: [notifications.orderId, notifications.kind],
-          set: {
-            invoice: sql`coalesce(excluded.invoice, notifications.invoice)`,
-            heard: sql`(select array_agg(distinct f order by f) from unnest(notifications.heard || excluded.heard) as f)`,
-            status: sql`case
-              when notifications.status in ('waiting', 'pending') and ${sql.raw(String(cancelled))} then 'cancelled'
-              when notifications.status = 'waiting' and ${neededArray} <@ (notifications.heard || excluded.heard) then 'pending'
-              else notifications.status end`,
-          },
-        })
-        .returning({ status: notifications.status });
-      if (row?.status === "pending") await tx.execute(sql`select pg_notify(${notifierChannel}, '')`);
+      const complete = needed.every((f) => f === heard.fact);
+      // One statement, the order's address and state read in it, so two events of one order handled at once
+      // (two processes, or two deliveries side by side) meet on the row's lock: the second sees the first's
+      // fact. A row that turns pending wakes the senders (the table's trigger NOTIFYs them at commit).
+      const [row] = await query<{ status: NotificationStatus }>(
+        tx,
+        sql`insert into ${n} (order_id, kind, status, heard, message_id, recipient, invoice)
+          select ${event.orderId}::uuid, ${heard.kind}::text,
+            case when ${o.status} = 'cancelled' then 'cancelled' when ${complete} then 'pending' else 'waiting' end,
+            array[${heard.fact}::text], ${notificationMessageId(event.orderId, heard.kind, options.mailFrom)}::text,
+            ${o.contactEmail}, ${invoice === null ? null : JSON.stringify(invoice)}::jsonb
+          from ${o} where ${o.id} = ${event.orderId}
+          on conflict (order_id, kind) do update set
+            invoice = coalesce(excluded.invoice, ${n}.invoice),
+            heard = (select array_agg(distinct f order by f) from unnest(${n}.heard || excluded.heard) as f),
+            status = case
+              when ${n}.status in ('waiting', 'pending') and excluded.status = 'cancelled' then 'cancelled'
+              when ${n}.status = 'waiting' and ${neededArray} <@ (${n}.heard || excluded.heard) then 'pending'
+              else ${n}.status end
+          returning ${n}.status`,
+      );
+      if (!row) throw new Error(`order ${event.orderId} not found`);
     },
   };
 }

@@ -311,11 +311,8 @@ export function createSender(options: SenderOptions): Sender {
           if (markedKeys.has(keyOf(row))) logger.info(log, "email sent");
           else logger.warn(log, "email sent, but another sender had taken it over: it may go twice");
         }
-        // Their completion emails may go now: tell the other senders too.
-        if (marked.some((row) => row.kind === "confirmed")) {
-          await db.execute(sql`select pg_notify(${notifierChannel}, '')`).catch(() => {});
-          wake();
-        }
+        // Their completion emails may go now (the table's trigger tells the other senders at commit).
+        if (marked.some((row) => row.kind === "confirmed")) wake();
         break;
       } catch (dbError) {
         if (Date.now() - since >= markRetryMs) {
