@@ -39,26 +39,34 @@ function requestHash(command: PlaceOrderCommand): string {
     .digest("hex");
 }
 
-/** Same customer and key: the same order and eventId come back; other input under the key is CONFLICT. */
+/**
+ * Same customer and key: the same order and eventId come back; other input
+ * under the key is CONFLICT. One transaction: the catalog read, the order, its
+ * lines and its events; the key's unique index tells a repeat, so a first
+ * placement does not look for an earlier one.
+ */
 export async function placeOrder(
   deps: CommandDeps,
   customerId: string,
   command: PlaceOrderCommand,
 ): Promise<CommandResult> {
   const hash = requestHash(command);
-  const earlier = await findByKey(deps.db, customerId, command.idempotencyKey);
-  if (earlier) return replayPlacement(earlier, hash);
-
-  const skus = [...new Set(command.lines.map((l) => l.sku))];
-  const rows =
-    skus.length > 0 ? await deps.db.select().from(products).where(inArray(products.sku, skus)) : [];
-  const catalog = new Map<string, CatalogProduct>(rows.map((p) => [p.sku, p]));
-  const placement = decidePlacement(command, catalog, deps.modules, deps.requiredForCompletion);
-
   const orderId = randomUUID();
   // The placement's eventId is its OrderStateChanged, so a client can subscribe `after` it.
   const placedEventId = randomUUID();
   return deps.db.transaction(async (tx) => {
+    const skus = [...new Set(command.lines.map((l) => l.sku))];
+    const rows = skus.length > 0 ? await tx.select().from(products).where(inArray(products.sku, skus)) : [];
+    const catalog = new Map<string, CatalogProduct>(rows.map((p) => [p.sku, p]));
+    let placement: ReturnType<typeof decidePlacement>;
+    try {
+      placement = decidePlacement(command, catalog, deps.modules, deps.requiredForCompletion);
+    } catch (error) {
+      // A repeat is answered as the first time was, whatever the catalog says now.
+      const earlier = await findByKey(tx, customerId, command.idempotencyKey);
+      if (earlier) return replayPlacement(earlier, hash);
+      throw error;
+    }
     const inserted = await tx
       .insert(salesOrders)
       .values({
@@ -79,10 +87,10 @@ export async function placeOrder(
       .onConflictDoNothing()
       .returning();
     const order = inserted[0];
-    // A concurrent request with the same key won the race: answer with its order.
+    // The key was used before, or by a concurrent request that won the race: answer with its order.
     if (!order) {
-      const winner = await findByKey(tx, customerId, command.idempotencyKey);
-      return replayPlacement(winner!, hash);
+      const earlier = await findByKey(tx, customerId, command.idempotencyKey);
+      return replayPlacement(earlier!, hash);
     }
     await tx.insert(orderLines).values(placement.lines.map((l, position) => ({ ...l, orderId, position })));
     await enqueue(tx, [
