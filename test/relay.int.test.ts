@@ -1,11 +1,14 @@
 import { randomUUID } from "node:crypto";
+import { asc, eq } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../src/db/database.ts";
 import { createLogger } from "../src/log.ts";
 import type { Consumption } from "../src/relay/bus.ts";
 import { JetStreamBus } from "../src/relay/jetstream-bus.ts";
+import { enqueue } from "../src/relay/outbox.ts";
 import { Relay } from "../src/relay/relay.ts";
+import { orderEvents } from "../src/relay/tables.ts";
 import { createTestDatabase, natsUrl, testPrefix } from "./support/database.ts";
 import { deleteStream } from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
@@ -78,6 +81,24 @@ describe("the outbox relay", () => {
     for (const database of databases) await database.close();
     await deleteStream(prefix);
     await db?.drop();
+  });
+
+  it("writes a transaction's events to the outbox in the order given, with their payloads as given", async () => {
+    const database = await openDatabase({ url: db.url, dataDir: ".data/test" });
+    databases.push(database);
+    const orderId = randomUUID();
+    const events = Array.from({ length: 40 }, (_, i) => ({
+      type: `Step${i}`,
+      orderId,
+      payload: { i, text: `it's "quoted" \\ {braced}`, nested: { list: [i, null] } },
+    }));
+    const enqueued = await database.db.transaction((tx) => enqueue(tx, events));
+    const rows = await database.db
+      .select({ id: orderEvents.id, type: orderEvents.type, payload: orderEvents.payload })
+      .from(orderEvents)
+      .where(eq(orderEvents.orderId, orderId))
+      .orderBy(asc(orderEvents.seq));
+    expect(rows).toEqual(enqueued.map(({ id, type, payload }) => ({ id, type, payload })));
   });
 
   it("publishes a row that a slow transaction commits after a newer one, and never a rolled-back one", async () => {

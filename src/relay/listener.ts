@@ -1,4 +1,5 @@
-import type { Db, Tx } from "../db/database.ts";
+import { sql } from "drizzle-orm";
+import { type Db, query, type Tx } from "../db/database.ts";
 import type { Logger } from "../log.ts";
 import {
   type Bus,
@@ -95,11 +96,7 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
   const seenBefore = attempt > 1 || event.replay !== undefined;
   try {
     const applied = await deps.db.transaction(async (tx) => {
-      const fresh = await tx
-        .insert(processedEvents)
-        .values({ consumer: listener.name, eventId: event.id })
-        .onConflictDoNothing()
-        .returning({ eventId: processedEvents.eventId });
+      const fresh = await recordInInbox(tx, listener.name, [event.id]);
       if (fresh.length > 0) await listener.handle(tx, event);
       if (seenBefore) await settle(tx, listener.name, event.id);
       return fresh.length > 0;
@@ -142,6 +139,20 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
   }
 }
 
+/**
+ * Records the events in the consumer's inbox; answers those it did not hold
+ * yet. One array parameter, whatever the batch's size.
+ */
+async function recordInInbox(tx: Tx, consumer: string, eventIds: string[]): Promise<string[]> {
+  const rows = await query<{ event_id: string }>(
+    tx,
+    sql`insert into ${processedEvents} (consumer, event_id)
+      select ${consumer}, unnest(${`{${eventIds.join(",")}}`}::uuid[])
+      on conflict do nothing returning event_id`,
+  );
+  return rows.map((row) => row.event_id);
+}
+
 /** The error and its causes: the query builder wraps the database's own message, the one an operator needs. */
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
@@ -173,13 +184,8 @@ export async function deliverBatch(
   let applied: Set<string>;
   try {
     applied = await deps.db.transaction(async (tx) => {
-      const ids = [...new Set(batch.map((d) => d.event.id))];
-      const fresh = await tx
-        .insert(processedEvents)
-        .values(ids.map((eventId) => ({ consumer: listener.name, eventId })))
-        .onConflictDoNothing()
-        .returning({ eventId: processedEvents.eventId });
-      const pending = new Set(fresh.map((row) => row.eventId));
+      const fresh = await recordInInbox(tx, listener.name, [...new Set(batch.map((d) => d.event.id))]);
+      const pending = new Set(fresh);
       const handled = new Set<string>();
       const events = batch.map((d) => d.event).filter((e) => pending.has(e.id));
       if (events.length > 0) await listener.prepare?.(tx, events);
