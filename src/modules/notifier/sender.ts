@@ -195,21 +195,26 @@ export function createSender(options: SenderOptions): Sender {
     try {
       // Under the lock, as things are now: another sender may have sent a row since it was read,
       // or tried and rescheduled it, or its order been cancelled.
-      await db
+      const orderCancelled = sql`exists (select 1 from ${salesOrders} where ${salesOrders.id} = ${n.orderId} and ${salesOrders.status} = 'cancelled')`;
+      const claimed = await db
         .update(n)
-        .set({ status: "cancelled" })
+        .set({ claimedBy: me, attempts: sql`${n.attempts} + 1` })
         .where(
           and(
             rowsIn(mine),
             eq(n.status, "pending"),
-            sql`exists (select 1 from ${salesOrders} where ${salesOrders.id} = ${n.orderId} and ${salesOrders.status} = 'cancelled')`,
+            lte(n.nextAttemptAt, sql`now()`),
+            sql`not ${orderCancelled}`,
           ),
-        );
-      const claimed = await db
-        .update(n)
-        .set({ claimedBy: me, attempts: sql`${n.attempts} + 1` })
-        .where(and(rowsIn(mine), eq(n.status, "pending"), lte(n.nextAttemptAt, sql`now()`)))
+        )
         .returning();
+      if (claimed.length < mine.length) {
+        // The rare case: some were not claimed. Those of cancelled orders go no further.
+        await db
+          .update(n)
+          .set({ status: "cancelled" })
+          .where(and(rowsIn(mine), eq(n.status, "pending"), orderCancelled));
+      }
       const claimedKeys = new Set(claimed.map(keyOf));
       await release(
         on,
@@ -248,8 +253,9 @@ export function createSender(options: SenderOptions): Sender {
     const mine = and(rowsIn([row]), eq(n.status, "pending"), eq(n.claimedBy, me));
     try {
       const email = await options.compose(row);
-      // The last look before the email leaves: a cancel since the claim stops it here.
-      if (await orderCancelled(row.orderId)) {
+      // The last look before the email leaves: a cancel since the claim stops it here. A completed
+      // order is past cancelling, so its email needs no look.
+      if (row.kind !== "completed" && (await orderCancelled(row.orderId))) {
         await db.update(n).set({ status: "cancelled" }).where(mine);
         logger.info(log, "order cancelled, email not sent");
         await release(on, [row]);
