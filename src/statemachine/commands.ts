@@ -4,7 +4,7 @@
  * them does a module's work.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Db, Executor } from "../db/database.ts";
 import { refuse } from "../errors.ts";
 import { enqueue } from "../relay/outbox.ts";
@@ -17,6 +17,7 @@ import {
   type PaymentCallback,
   type PlaceOrderCommand,
 } from "./decide.ts";
+import type { ConfirmedLine } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
 import { type OrderRow, orderLines, partnerReports, salesOrders } from "./tables.ts";
 import { cancelTransition, lockOrder, orderStateChanged, transitionOrder } from "./transition.ts";
@@ -130,6 +131,11 @@ function replayPlacement(order: OrderRow, hash: string): CommandResult {
   return { order, eventId: order.placedEventId };
 }
 
+/** What a confirmation tells the modules of the order's lines, read with the order in one statement. */
+const linesOfOrder = sql<ConfirmedLine[]>`(select coalesce(json_agg(json_build_object(
+    'sku', ${orderLines.sku}, 'kind', ${orderLines.kind}, 'quantity', ${orderLines.quantity})
+    order by ${orderLines.position}), '[]') from ${orderLines} where ${orderLines.orderId} = ${salesOrders.id})`;
+
 /** The payment callback: PENDING → CONFIRMED, and OrderConfirmed for every module. */
 export async function confirmPayment(
   deps: CommandDeps,
@@ -137,12 +143,13 @@ export async function confirmPayment(
   payment: PaymentCallback,
 ): Promise<CommandResult> {
   return deps.db.transaction(async (tx) => {
-    const order = (await lockOrder(tx, orderId)) ?? refuse("NOT_FOUND", "no such order");
+    const [locked] = await tx
+      .select({ order: salesOrders, lines: linesOfOrder })
+      .from(salesOrders)
+      .where(eq(salesOrders.id, orderId))
+      .for("update");
+    const { order, lines } = locked ?? refuse("NOT_FOUND", "no such order");
     if (decideConfirmation(order, payment) === "replay") return { order, eventId: order.confirmedEventId! };
-    const lines = await tx
-      .select({ sku: orderLines.sku, kind: orderLines.kind, quantity: orderLines.quantity })
-      .from(orderLines)
-      .where(eq(orderLines.orderId, orderId));
     const confirmedEventId = randomUUID();
     const moved = await transitionOrder(tx, order, "confirmed", {
       eventId: confirmedEventId,
