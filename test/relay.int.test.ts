@@ -158,3 +158,51 @@ describe("the outbox relay", () => {
     for (const row of rows) expect(Number(row.stream_seq)).toBe(sequences.get(row.id));
   });
 });
+
+describe("a relay woken by a commit", () => {
+  it("publishes what the commit wrote in one transaction, with no empty round after it", async () => {
+    const db = await createTestDatabase();
+    const prefix = testPrefix();
+    const database = await openDatabase({ url: db.url, dataDir: ".data/test" });
+    const bus = new JetStreamBus({ url: natsUrl, prefix, logger });
+    await bus.start();
+    let transactions = 0;
+    const counted = new Proxy(database.db, {
+      get(target, property, receiver) {
+        if (property !== "transaction") return Reflect.get(target, property, receiver);
+        return (...args: Parameters<typeof target.transaction>) => {
+          transactions++;
+          return target.transaction(...args);
+        };
+      },
+    });
+    // Polls far apart: only the start and the NOTIFY wake it.
+    const relay = new Relay({ ...database, db: counted }, bus, logger, { pollMs: 60_000 });
+    try {
+      await relay.start();
+      await eventually(() => transactions === 1, { what: "the first look at the outbox" });
+      const orderId = randomUUID();
+      await database.db.transaction((tx) =>
+        enqueue(
+          tx,
+          [1, 2, 3].map((i) => ({ type: `Step${i}`, orderId, payload: {} })),
+        ),
+      );
+      await eventually(
+        async () => {
+          const rows = await database.db.select().from(orderEvents).where(eq(orderEvents.orderId, orderId));
+          return rows.every((r) => r.publishedAt !== null);
+        },
+        { what: "the three events published" },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(transactions).toBe(2);
+    } finally {
+      await relay.stop();
+      await bus.close();
+      await database.close();
+      await deleteStream(prefix);
+      await db.drop();
+    }
+  });
+});

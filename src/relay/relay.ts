@@ -153,7 +153,13 @@ export class Relay {
 
   private async drain(partition: number): Promise<void> {
     try {
-      while (!this.stopped && (await this.publishBatch(partition)) > 0) {}
+      // A batch that took fewer rows than it could took every row there was: a commit since then
+      // NOTIFYs, which runs the loop again, so no empty round is needed to find out.
+      for (;;) {
+        if (this.stopped) break;
+        const { settled, claimed } = await this.publishBatch(partition);
+        if (settled === 0 || claimed < this.batchSize) break;
+      }
     } catch (error) {
       // The rows stay unpublished; the next poll tries again.
       this.logger.warn({ err: String(error), partition }, "relay could not publish, will retry");
@@ -167,14 +173,18 @@ export class Relay {
     return window - window / 4;
   }
 
+  private get batchSize(): number {
+    return this.options.batchSize ?? 200;
+  }
+
   /**
    * One claimed batch: published, then marked, in one transaction. Returns how
-   * many rows it settled (published or parked); 0 when there is nothing to do.
+   * many rows it claimed and how many of them it settled (published or parked).
    */
-  async publishBatch(partition = 0): Promise<number> {
-    const { published, parked } = await this.database.db.transaction(async (tx) => {
+  async publishBatch(partition = 0): Promise<{ claimed: number; settled: number }> {
+    const { published, parked, claimed } = await this.database.db.transaction(async (tx) => {
       const rows = await this.claim(tx, partition);
-      if (rows.length === 0) return { published: [], parked: [] };
+      if (rows.length === 0) return { published: [], parked: [], claimed: 0 };
       const settled = await this.settledBefore(rows);
       const pending = rows.filter((row) => !settled.has(row));
       const outcome = await this.publishInOrder(pending);
@@ -182,7 +192,7 @@ export class Relay {
       const done = [...[...settled].map(([row, sequence]) => ({ row, sequence })), ...outcome.published];
       await mark(tx, done);
       await park(tx, outcome.parked);
-      return { published: done, parked: outcome.parked };
+      return { published: done, parked: outcome.parked, claimed: rows.length };
     });
     for (const { row } of published) this.acked.delete(publicationOf(row));
     for (const { row, error } of parked) {
@@ -192,7 +202,7 @@ export class Relay {
       );
     }
     if (published.length > 0) this.options.onPublished?.(published.map(({ row }) => toBusEvent(row)));
-    return published.length + parked.length;
+    return { claimed, settled: published.length + parked.length };
   }
 
   /**
@@ -238,7 +248,7 @@ export class Relay {
         ),
       )
       .orderBy(asc(orderEvents.seq))
-      .limit(this.options.batchSize ?? 200)
+      .limit(this.batchSize)
       .for("update", { skipLocked: true });
   }
 
