@@ -5,7 +5,8 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { Db, Executor } from "../db/database.ts";
+import { type Db, type Executor, query } from "../db/database.ts";
+import { rowValues } from "../db/rows.ts";
 import { refuse } from "../errors.ts";
 import { enqueue } from "../relay/outbox.ts";
 import { products } from "./catalog.ts";
@@ -20,7 +21,7 @@ import {
 import type { ConfirmedLine } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
 import { type OrderRow, orderLines, partnerReports, salesOrders } from "./tables.ts";
-import { cancelTransition, lockOrder, orderStateChanged, transitionOrder } from "./transition.ts";
+import { cancelTransition, lockOrder, orderRow, orderStateChanged, transitionOrder } from "./transition.ts";
 
 export interface CommandResult {
   order: OrderRow;
@@ -68,26 +69,25 @@ export async function placeOrder(
       if (earlier) return replayPlacement(earlier, hash);
       throw error;
     }
-    const inserted = await tx
-      .insert(salesOrders)
-      .values({
-        id: orderId,
-        status: "pending",
-        customerId,
-        contactEmail: command.contactEmail,
-        totalAmount: placement.totalAmount,
-        currency: placement.currency,
-        requiredModules: placement.requiredModules,
-        involvedModules: placement.involvedModules,
-        idempotencyKey: command.idempotencyKey,
-        requestHash: hash,
-        placedEventId,
-        // Millisecond precision, like the cursors of the orders list that compare with it.
-        createdAt: new Date(),
-      })
-      .onConflictDoNothing()
-      .returning();
-    const order = inserted[0];
+    const row = rowValues(salesOrders, {
+      id: orderId,
+      status: "pending",
+      customerId,
+      contactEmail: command.contactEmail,
+      totalAmount: placement.totalAmount,
+      currency: placement.currency,
+      requiredModules: placement.requiredModules,
+      involvedModules: placement.involvedModules,
+      idempotencyKey: command.idempotencyKey,
+      requestHash: hash,
+      placedEventId,
+      // Millisecond precision, like the cursors of the orders list that compare with it.
+      createdAt: new Date(),
+    });
+    const [order] = await orderRow.all(
+      tx,
+      sql`insert into ${salesOrders} ${row} on conflict do nothing returning ${orderRow.columns}`,
+    );
     // The key was used before, or by a concurrent request that won the race: answer with its order.
     if (!order) {
       const earlier = await findByKey(tx, customerId, command.idempotencyKey);
@@ -132,7 +132,7 @@ function replayPlacement(order: OrderRow, hash: string): CommandResult {
 }
 
 /** What a confirmation tells the modules of the order's lines, read with the order in one statement. */
-const linesOfOrder = sql<ConfirmedLine[]>`(select coalesce(json_agg(json_build_object(
+const linesOfOrder = sql`(select coalesce(json_agg(json_build_object(
     'sku', ${orderLines.sku}, 'kind', ${orderLines.kind}, 'quantity', ${orderLines.quantity})
     order by ${orderLines.position}), '[]') from ${orderLines} where ${orderLines.orderId} = ${salesOrders.id})`;
 
@@ -143,12 +143,14 @@ export async function confirmPayment(
   payment: PaymentCallback,
 ): Promise<CommandResult> {
   return deps.db.transaction(async (tx) => {
-    const [locked] = await tx
-      .select({ order: salesOrders, lines: linesOfOrder })
-      .from(salesOrders)
-      .where(eq(salesOrders.id, orderId))
-      .for("update");
-    const { order, lines } = locked ?? refuse("NOT_FOUND", "no such order");
+    const [locked] = await query<Record<string, unknown> & { lines: ConfirmedLine[] }>(
+      tx,
+      sql`select ${orderRow.columns}, ${linesOfOrder} as lines from ${salesOrders}
+        where ${salesOrders.id} = ${orderId} for update`,
+    );
+    if (!locked) return refuse("NOT_FOUND", "no such order");
+    const order = orderRow.read(locked);
+    const { lines } = locked;
     if (decideConfirmation(order, payment) === "replay") return { order, eventId: order.confirmedEventId! };
     const confirmedEventId = randomUUID();
     const moved = await transitionOrder(tx, order, "confirmed", {

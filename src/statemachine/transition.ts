@@ -1,11 +1,14 @@
 import { randomUUID } from "node:crypto";
-import { and, eq, inArray } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { Tx } from "../db/database.ts";
+import { assignments, wholeRow } from "../db/rows.ts";
 import { type EnqueuedEvent, enqueue, type NewEvent } from "../relay/outbox.ts";
 import { type OrderStatus, statusesBefore } from "./states.ts";
 import { type OrderRow, salesOrders } from "./tables.ts";
 
 export const orderStateChanged = "OrderStateChanged";
+/** The order's whole row, for the statements of every transition (see wholeRow). */
+export const orderRow = wholeRow(salesOrders);
 /** Every module rolls back its part on it. */
 export const orderCancelled = "OrderCancelled";
 
@@ -60,17 +63,13 @@ async function moveOrder(
   for (const { from, to } of steps.slice(1))
     if (!statusesBefore(to).includes(from)) throw new Error(`no transition ${from} -> ${to}`);
   const to = path.at(-1)!;
-  const [moved] = await tx
-    .update(salesOrders)
-    .set({ ...options.set, status: to, updatedAt: new Date() })
-    .where(
-      and(
-        eq(salesOrders.id, order.id),
-        eq(salesOrders.status, order.status),
-        inArray(salesOrders.status, statusesBefore(path[0]!)),
-      ),
-    )
-    .returning();
+  const [moved] = await orderRow.all(
+    tx,
+    sql`update ${salesOrders} set ${assignments(salesOrders, { ...options.set, status: to, updatedAt: new Date() })}
+      where ${salesOrders.id} = ${order.id} and ${salesOrders.status} = ${order.status}
+        and ${salesOrders.status} = any(${`{${statusesBefore(path[0]!).join(",")}}`}::text[])
+      returning ${orderRow.columns}`,
+  );
   if (!moved) return undefined;
   const enqueued = await enqueue(tx, [
     ...steps.map((step, i) => ({
@@ -116,15 +115,17 @@ export async function cancelTransition(
 /** Locks these orders in id order (a fixed order: two callers never deadlock on them); answers their rows. */
 export async function lockOrders(tx: Tx, orderIds: string[]): Promise<OrderRow[]> {
   if (orderIds.length === 0) return [];
-  return tx
-    .select()
-    .from(salesOrders)
-    .where(inArray(salesOrders.id, orderIds))
-    .orderBy(salesOrders.id)
-    .for("update");
+  return orderRow.all(
+    tx,
+    sql`select ${orderRow.columns} from ${salesOrders}
+      where ${salesOrders.id} = any(${`{${orderIds.join(",")}}`}::uuid[]) order by ${salesOrders.id} for update`,
+  );
 }
 
 export async function lockOrder(tx: Tx, orderId: string): Promise<OrderRow | undefined> {
-  const [order] = await tx.select().from(salesOrders).where(eq(salesOrders.id, orderId)).for("update");
+  const [order] = await orderRow.all(
+    tx,
+    sql`select ${orderRow.columns} from ${salesOrders} where ${salesOrders.id} = ${orderId} for update`,
+  );
   return order;
 }
