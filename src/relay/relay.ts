@@ -1,6 +1,6 @@
-import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists, sql } from "drizzle-orm";
-import { alias } from "drizzle-orm/pg-core";
+import { and, asc, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import { type Database, type Db, query, type Tx } from "../db/database.ts";
+import { wholeRow } from "../db/rows.ts";
 import type { Logger } from "../log.ts";
 import { type Bus, type BusEvent, publicationId } from "./bus.ts";
 import { outboxChannel } from "./outbox.ts";
@@ -224,32 +224,16 @@ export class Relay {
     );
     const slots = lock?.slots ?? [];
     if (slots.length === 0) return [];
-    const held = alias(orderEvents, "held");
-    const behindParked = tx
-      .select({ one: sql`1` })
-      .from(held)
-      .where(
-        and(
-          eq(held.orderId, orderEvents.orderId),
-          isNotNull(held.parkedAt),
-          isNull(held.publishedAt),
-          lt(held.seq, orderEvents.seq),
-        ),
-      );
-    return tx
-      .select()
-      .from(orderEvents)
-      .where(
-        and(
-          isNull(orderEvents.publishedAt),
-          isNull(orderEvents.parkedAt),
-          sql`(hashtext(${orderEvents.orderId}::text) & ${relaySlots - 1}) = any(${`{${slots.join(",")}}`}::int[])`,
-          notExists(behindParked),
-        ),
-      )
-      .orderBy(asc(orderEvents.seq))
-      .limit(this.batchSize)
-      .for("update", { skipLocked: true });
+    // Not behind a parked event of its order; each order's rows in outbox order.
+    return eventRow.all(
+      tx,
+      sql`select ${eventRow.columns} from ${orderEvents} e
+        where e.published_at is null and e.parked_at is null
+          and (hashtext(e.order_id::text) & ${relaySlots - 1}) = any(${`{${slots.join(",")}}`}::int[])
+          and not exists (select 1 from ${orderEvents} held where held.order_id = e.order_id
+            and held.parked_at is not null and held.published_at is null and held.seq < e.seq)
+        order by e.seq limit ${this.batchSize} for update of e skip locked`,
+    );
   }
 
   /**
@@ -350,6 +334,9 @@ interface Loop {
   running: Promise<void> | undefined;
   again: boolean;
 }
+
+/** An outbox row, read by the claim's SQL template (see wholeRow). */
+const eventRow = wholeRow(orderEvents);
 
 /** Parks the events the bus refused for good, with their errors, in one statement. */
 async function park(tx: Tx, parked: Parked[]): Promise<void> {

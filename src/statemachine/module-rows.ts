@@ -5,6 +5,7 @@
  */
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { type Executor, query, type Tx } from "../db/database.ts";
+import { rowValues, type WholeRow, wholeRow } from "../db/rows.ts";
 import { enqueue, type NewEvent } from "../relay/outbox.ts";
 import type { ModuleRowChanged } from "./events.ts";
 import { type ModuleAction, type ModuleDefinition, type ModuleState, moduleStatesBefore } from "./module.ts";
@@ -110,6 +111,17 @@ function involvedIn(cause: { payload?: unknown }): string[] | undefined {
   return Array.isArray(modules) ? (modules as string[]) : undefined;
 }
 
+const wholeRows = new WeakMap<ModuleDefinition["table"], WholeRow<Record<string, unknown>>>();
+
+/** The module's whole row, for its SQL templates (see wholeRow), built once per table. */
+function wholeRowOf(module: ModuleDefinition): WholeRow<Record<string, unknown>> {
+  const known = wholeRows.get(module.table);
+  if (known) return known;
+  const whole = wholeRow(module.table);
+  wholeRows.set(module.table, whole);
+  return whole;
+}
+
 type Emit<S extends string> = (
   change: { state: S; from: S | null; version: number },
   facts?: Record<string, unknown>,
@@ -140,11 +152,13 @@ async function createRow<S extends string>(
     if (!module.numbering) throw new Error(`module ${module.name} numbers no rows`);
     columns[module.numbering.column] = await module.numbering.next(tx);
   }
-  const [row] = await tx
-    .insert(module.table)
-    .values({ orderId: cause.orderId, state: path.at(-1), version: path.length, ...columns } as never)
-    .onConflictDoNothing()
-    .returning();
+  const whole = wholeRowOf(module);
+  const values = { orderId: cause.orderId, state: path.at(-1), version: path.length, ...columns };
+  const [row] = await whole.all(
+    tx,
+    sql`insert into ${module.table} ${rowValues(module.table, values as never)}
+      on conflict do nothing returning ${whole.columns}`,
+  );
   if (!row) return false;
   path.forEach((state, i) => {
     // What the event of the state it was created in carries besides the state, read from the row as written.

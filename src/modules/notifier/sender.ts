@@ -19,6 +19,7 @@ import { hostname } from "node:os";
 import { and, asc, eq, inArray, lte, type SQL, sql } from "drizzle-orm";
 import type { Database, Db, Session } from "../../db/database.ts";
 import { query } from "../../db/database.ts";
+import { wholeRow } from "../../db/rows.ts";
 import type { Logger } from "../../log.ts";
 import { salesOrders } from "../../statemachine/tables.ts";
 import { notifierChannel } from "./listener.ts";
@@ -70,6 +71,9 @@ interface Claim {
   row: NotificationRow;
   session: Session;
 }
+
+/** A notification's whole row, as the claim returns it (see wholeRow). */
+const notificationRow = wholeRow(notifications);
 
 /** Candidates read beyond the free slots, for rows that other senders hold. */
 const spareCandidates = 16;
@@ -196,18 +200,12 @@ export function createSender(options: SenderOptions): Sender {
       // Under the lock, as things are now: another sender may have sent a row since it was read,
       // or tried and rescheduled it, or its order been cancelled.
       const orderCancelled = sql`exists (select 1 from ${salesOrders} where ${salesOrders.id} = ${n.orderId} and ${salesOrders.status} = 'cancelled')`;
-      const claimed = await db
-        .update(n)
-        .set({ claimedBy: me, attempts: sql`${n.attempts} + 1` })
-        .where(
-          and(
-            rowsIn(mine),
-            eq(n.status, "pending"),
-            lte(n.nextAttemptAt, sql`now()`),
-            sql`not ${orderCancelled}`,
-          ),
-        )
-        .returning();
+      const claimed = await notificationRow.all(
+        db,
+        sql`update ${n} set claimed_by = ${me}, attempts = ${n.attempts} + 1
+          where ${rowsIn(mine)} and ${n.status} = 'pending' and ${n.nextAttemptAt} <= now() and not ${orderCancelled}
+          returning ${notificationRow.columns}`,
+      );
       if (claimed.length < mine.length) {
         // The rare case: some were not claimed. Those of cancelled orders go no further.
         await db
