@@ -1,12 +1,23 @@
 /** What an email says, read from the order as it is when the email is sent. */
-import { asc, eq } from "drizzle-orm";
-import type { Executor } from "../../db/database.ts";
-import { orderLines, salesOrders } from "../../statemachine/tables.ts";
+import { sql } from "drizzle-orm";
+import { type Executor, query } from "../../db/database.ts";
+import { wholeRow } from "../../db/rows.ts";
+import { type OrderLineRow, orderLines, salesOrders } from "../../statemachine/tables.ts";
 import { isoDate, renderInvoicePdf } from "./invoice-pdf.ts";
 import type { OutgoingEmail } from "./mailer.ts";
 import { formatMoney } from "./money.ts";
 import type { NotificationRow } from "./table.ts";
 import { render, type TemplateData, type Templates } from "./templates.ts";
+
+const orderRow = wholeRow(salesOrders);
+
+type EmailLine = Pick<OrderLineRow, "sku" | "name" | "quantity" | "unitAmount" | "currency">;
+
+/** The order's lines as the email shows them, in their order, read with the order. */
+const linesOfOrder = sql`(select coalesce(json_agg(json_build_object(
+    'sku', ${orderLines.sku}, 'name', ${orderLines.name}, 'quantity', ${orderLines.quantity},
+    'unitAmount', ${orderLines.unitAmount}, 'currency', ${orderLines.currency})
+    order by ${orderLines.position}), '[]') from ${orderLines} where ${orderLines.orderId} = ${salesOrders.id})`;
 
 export async function composeEmail(
   db: Executor,
@@ -15,15 +26,13 @@ export async function composeEmail(
   mailFrom: string,
 ): Promise<OutgoingEmail> {
   // The order and its lines in one round trip: the sender's rate is set by its round trips per email.
-  const rows = await db
-    .select({ order: salesOrders, line: orderLines })
-    .from(salesOrders)
-    .leftJoin(orderLines, eq(orderLines.orderId, salesOrders.id))
-    .where(eq(salesOrders.id, row.orderId))
-    .orderBy(asc(orderLines.position));
-  const order = rows[0]?.order;
-  if (!order) throw new Error(`order ${row.orderId} not found`);
-  const lines = rows.flatMap((r) => (r.line ? [r.line] : []));
+  const [raw] = await query<Record<string, unknown> & { lines: EmailLine[] }>(
+    db,
+    sql`select ${orderRow.columns}, ${linesOfOrder} as lines from ${salesOrders} where ${salesOrders.id} = ${row.orderId}`,
+  );
+  if (!raw) throw new Error(`order ${row.orderId} not found`);
+  const order = orderRow.read(raw);
+  const { lines } = raw;
   const data: TemplateData = {
     orderId: order.id,
     contactEmail: row.recipient,
