@@ -1,9 +1,9 @@
-import type { Tx } from "../db/database.ts";
+import { sql } from "drizzle-orm";
+import { query, type Tx } from "../db/database.ts";
 import type { Listener } from "../relay/listener.ts";
 import { decideProgress, decideVeto } from "./decide.ts";
 import { parseModuleRowChanged } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
-import { readModuleRow } from "./module-rows.ts";
 import type { OrderRow } from "./tables.ts";
 import { cancelTransition, lockOrder, lockOrders, transitionOrderThrough } from "./transition.ts";
 
@@ -55,15 +55,26 @@ export async function advanceOrder(
   order: OrderRow,
   modules: readonly ModuleDefinition[],
 ): Promise<OrderRow | undefined> {
-  const rows = new Map<string, string>();
-  for (const name of order.involvedModules) {
-    const module = modules.find((m) => m.name === name);
-    const row = module && (await readModuleRow(tx, module, order.id));
-    if (row) rows.set(name, row.state);
-  }
+  const involved = modules.filter((m) => order.involvedModules.includes(m.name));
+  const rows = await moduleStates(tx, involved, order.id);
   return transitionOrderThrough(
     tx,
     order,
     decideProgress(order.status, order.requiredModules, rows, modules),
   );
+}
+
+/** The order's rows of these modules, module name → state, in one statement. */
+async function moduleStates(
+  tx: Tx,
+  modules: readonly ModuleDefinition[],
+  orderId: string,
+): Promise<Map<string, string>> {
+  if (modules.length === 0) return new Map();
+  const selects = modules.map(
+    ({ name, table: t }) =>
+      sql`select ${name}::text as module, ${t.state} as state from ${t} where ${t.orderId} = ${orderId}`,
+  );
+  const found = await query<{ module: string; state: string }>(tx, sql.join(selects, sql` union all `));
+  return new Map(found.map((row) => [row.module, row.state]));
 }
