@@ -25,12 +25,9 @@ export function moduleListener<S extends string>(module: ModuleDefinition<S>): L
     async prepare(tx, events) {
       const keys = [...new Set(events.map((e) => lockKey(module, e.orderId)))];
       // In one fixed order, so two batches of this module (two processes) never wait on each other in a circle.
-      const list = sql.join(
-        keys.map((k) => sql`${k}`),
-        sql`, `,
-      );
+      // One array parameter (keys are a module name and a uuid: nothing to quote), one statement text.
       await tx.execute(
-        sql`select pg_advisory_xact_lock(h) from (select distinct hashtext(k) as h from unnest(array[${list}]::text[]) as k order by 1) as locks`,
+        sql`select pg_advisory_xact_lock(h) from (select distinct hashtext(k) as h from unnest(${`{${keys.join(",")}}`}::text[]) as k order by 1) as locks`,
       );
       locked.set(tx, new Set(keys));
     },
