@@ -1,8 +1,9 @@
 /** What an email says, read from the order as it is when the email is sent. */
+import DataLoader from "dataloader";
 import { sql } from "drizzle-orm";
 import { type Executor, query } from "../../db/database.ts";
 import { wholeRow } from "../../db/rows.ts";
-import { type OrderLineRow, orderLines, salesOrders } from "../../statemachine/tables.ts";
+import { type OrderLineRow, type OrderRow, orderLines, salesOrders } from "../../statemachine/tables.ts";
 import { isoDate, renderInvoicePdf } from "./invoice-pdf.ts";
 import type { OutgoingEmail } from "./mailer.ts";
 import { formatMoney } from "./money.ts";
@@ -19,20 +20,56 @@ const linesOfOrder = sql`(select coalesce(json_agg(json_build_object(
     'unitAmount', ${orderLines.unitAmount}, 'currency', ${orderLines.currency})
     order by ${orderLines.position}), '[]') from ${orderLines} where ${orderLines.orderId} = ${salesOrders.id})`;
 
+type EmailRow = Pick<NotificationRow, "orderId" | "kind" | "recipient" | "messageId" | "invoice">;
+type EmailOrder = OrderRow & { lines: EmailLine[] };
+
+/** The orders and their lines, in one round trip: the sender's rate is set by its round trips per email. */
+async function readOrders(db: Executor, orderIds: readonly string[]): Promise<Map<string, EmailOrder>> {
+  const rows = await query<Record<string, unknown> & { lines: EmailLine[] }>(
+    db,
+    sql`select ${orderRow.columns}, ${linesOfOrder} as lines from ${salesOrders}
+      where ${salesOrders.id} = any(${`{${orderIds.join(",")}}`}::uuid[])`,
+  );
+  return new Map(rows.map((raw) => [raw.id as string, { ...orderRow.read(raw), lines: raw.lines }]));
+}
+
 export async function composeEmail(
   db: Executor,
-  row: Pick<NotificationRow, "orderId" | "kind" | "recipient" | "messageId" | "invoice">,
+  row: EmailRow,
   templates: Templates,
   mailFrom: string,
 ): Promise<OutgoingEmail> {
-  // The order and its lines in one round trip: the sender's rate is set by its round trips per email.
-  const [raw] = await query<Record<string, unknown> & { lines: EmailLine[] }>(
-    db,
-    sql`select ${orderRow.columns}, ${linesOfOrder} as lines from ${salesOrders} where ${salesOrders.id} = ${row.orderId}`,
+  return emailFor(row, (await readOrders(db, [row.orderId])).get(row.orderId), templates, mailFrom);
+}
+
+/**
+ * composeEmail for a sender: the emails it composes at once (a claimed batch)
+ * read their orders in one statement.
+ */
+export function emailComposer(
+  db: Executor,
+  templates: Templates,
+  mailFrom: string,
+): (row: EmailRow) => Promise<OutgoingEmail> {
+  const orders = new DataLoader<string, EmailOrder | undefined>(
+    async (ids) => {
+      const found = await readOrders(db, ids);
+      return ids.map((id) => found.get(id));
+    },
+    // Batching only: each email reads its order as it is when composed.
+    { cache: false },
   );
-  if (!raw) throw new Error(`order ${row.orderId} not found`);
-  const order = orderRow.read(raw);
-  const { lines } = raw;
+  return async (row) => emailFor(row, await orders.load(row.orderId), templates, mailFrom);
+}
+
+async function emailFor(
+  row: EmailRow,
+  order: EmailOrder | undefined,
+  templates: Templates,
+  mailFrom: string,
+): Promise<OutgoingEmail> {
+  if (!order) throw new Error(`order ${row.orderId} not found`);
+  const { lines } = order;
   const data: TemplateData = {
     orderId: order.id,
     contactEmail: row.recipient,
