@@ -16,6 +16,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import DataLoader from "dataloader";
 import { and, asc, eq, inArray, lte, type SQL, sql } from "drizzle-orm";
 import type { Database, Db, Session } from "../../db/database.ts";
 import { query } from "../../db/database.ts";
@@ -237,13 +238,20 @@ export function createSender(options: SenderOptions): Sender {
     return Math.min(pollMs, Math.max(5, Math.ceil(ms)));
   }
 
-  async function orderCancelled(orderId: string): Promise<boolean> {
-    const [order] = await db
-      .select({ status: salesOrders.status })
-      .from(salesOrders)
-      .where(eq(salesOrders.id, orderId));
-    return order?.status === "cancelled";
-  }
+  /** Looks that come at once (a batch's emails composed together) share one statement; nothing is cached. */
+  const cancelledOrders = new DataLoader<string, boolean>(
+    async (orderIds) => {
+      const cancelled = await query<{ id: string }>(
+        db,
+        sql`select ${salesOrders.id} as id from ${salesOrders}
+          where ${salesOrders.id} = any(${`{${orderIds.join(",")}}`}::uuid[]) and ${salesOrders.status} = 'cancelled'`,
+      );
+      const ids = new Set(cancelled.map((row) => row.id));
+      return orderIds.map((id) => ids.has(id));
+    },
+    { cache: false },
+  );
+  const orderCancelled = (orderId: string) => cancelledOrders.load(orderId);
 
   async function deliver({ row, session: on }: Claim): Promise<void> {
     const log = { orderId: row.orderId, kind: row.kind, messageId: row.messageId, attempt: row.attempts };
