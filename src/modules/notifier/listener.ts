@@ -48,6 +48,8 @@ export function heardFact(event: DomainEvent): { kind: NotificationKind; fact: s
  * for a cancel that lands between the two.)
  */
 export function notifierListener(options: { mailFrom: string; name?: string }): Listener {
+  /** The events a batch's transaction recorded in prepare(). */
+  const recorded = new WeakMap<object, Set<string>>();
   return {
     name: options.name ?? "notifier",
     types: [orderStateChanged, invoiceIssued],
@@ -60,48 +62,103 @@ export function notifierListener(options: { mailFrom: string; name?: string }): 
         return false;
       }
     },
+    async prepare(tx, deliveries) {
+      // The batch's facts in one statement; its handlers then have nothing left to do.
+      await record(tx, await Promise.all(deliveries.map(async (d) => parseEvent(await withInvoice(tx, d)))));
+      recorded.set(tx, new Set(deliveries.map((d) => d.id)));
+    },
     async handle(tx, delivery) {
-      const event = parseEvent(await withInvoice(tx, delivery));
-      if (event.type === "OrderStateChanged" && event.payload.to === "cancelled") {
-        await tx
-          .update(notifications)
-          .set({ status: "cancelled" })
-          .where(and(eq(notifications.orderId, event.orderId), inArray(notifications.status, notSentYet)));
-        return;
-      }
+      if (recorded.get(tx)?.has(delivery.id)) return;
+      await record(tx, [parseEvent(await withInvoice(tx, delivery))]);
+    },
+  };
+
+  /**
+   * Records what these events tell, in stream order, as if one at a time: each
+   * notification row's facts merged first, then one upsert for all rows, the
+   * orders' addresses and states read in it, so two events of one order
+   * handled at once (two processes) meet on the row's lock and the second
+   * sees the first's fact. A row that turns pending wakes the senders (the
+   * table's trigger NOTIFYs them at commit). Then the cancelled orders' rows
+   * not sent yet are cancelled: a fact heard after a cancel committed finds
+   * the order cancelled and makes no row pending, either way.
+   */
+  async function record(tx: Tx, events: DomainEvent[]): Promise<void> {
+    const rows = new Map<string, FactRow>();
+    const cancelled = new Set<string>();
+    for (const event of events) {
+      if (event.type === "OrderStateChanged" && event.payload.to === "cancelled")
+        cancelled.add(event.orderId);
       const heard = heardFact(event);
-      if (!heard) return;
-      const needed = factsNeeded[heard.kind];
+      if (!heard) continue;
+      const key = `${event.orderId}.${heard.kind}`;
+      const row = rows.get(key) ?? {
+        order_id: event.orderId,
+        kind: heard.kind,
+        heard: [],
+        needed: [...factsNeeded[heard.kind]],
+        message_id: notificationMessageId(event.orderId, heard.kind, options.mailFrom),
+        invoice: null,
+      };
+      // Sorted, as the stored row's facts are.
+      if (!row.heard.includes(heard.fact)) row.heard = [...row.heard, heard.fact].sort();
       // What the email shows of the invoice comes with the event, so the sender never reads Finance's table.
-      const invoice = event.type === "InvoiceIssued" ? event.payload.invoice : null;
+      if (event.type === "InvoiceIssued") row.invoice = event.payload.invoice;
+      rows.set(key, row);
+    }
+    if (rows.size > 0) {
       const n = notifications;
       const o = salesOrders;
-      const neededArray = sql.raw(`array[${needed.map((f) => `'${f}'`).join(", ")}]::text[]`);
-      const complete = needed.every((f) => f === heard.fact);
-      // One statement, the order's address and state read in it, so two events of one order handled at once
-      // (two processes, or two deliveries side by side) meet on the row's lock: the second sees the first's
-      // fact. A row that turns pending wakes the senders (the table's trigger NOTIFYs them at commit).
-      const [row] = await query<{ status: NotificationStatus }>(
+      const stored = await query<{ order_id: string }>(
         tx,
         sql`insert into ${n} (order_id, kind, status, heard, message_id, recipient, invoice)
-          select ${event.orderId}::uuid, ${heard.kind}::text,
-            case when ${o.status} = 'cancelled' then 'cancelled' when ${complete} then 'pending' else 'waiting' end,
-            array[${heard.fact}::text], ${notificationMessageId(event.orderId, heard.kind, options.mailFrom)}::text,
-            ${o.contactEmail}, ${invoice === null ? null : JSON.stringify(invoice)}::jsonb
-          from ${o} where ${o.id} = ${event.orderId}
+          select f.order_id, f.kind,
+            case when ${o.status} = 'cancelled' then 'cancelled' when f.needed <@ f.heard then 'pending' else 'waiting' end,
+            f.heard, f.message_id, ${o.contactEmail}, f.invoice
+          from jsonb_to_recordset(${JSON.stringify([...rows.values()])}::jsonb)
+            as f(order_id uuid, kind text, heard text[], needed text[], message_id text, invoice jsonb)
+          join ${o} on ${o.id} = f.order_id
           on conflict (order_id, kind) do update set
             invoice = coalesce(excluded.invoice, ${n}.invoice),
             heard = (select array_agg(distinct f order by f) from unnest(${n}.heard || excluded.heard) as f),
             status = case
               when ${n}.status in ('waiting', 'pending') and excluded.status = 'cancelled' then 'cancelled'
-              when ${n}.status = 'waiting' and ${neededArray} <@ (${n}.heard || excluded.heard) then 'pending'
+              when ${n}.status = 'waiting' and ${neededFor} <@ (${n}.heard || excluded.heard) then 'pending'
               else ${n}.status end
-          returning ${n}.status`,
+          returning ${n}.order_id`,
       );
-      if (!row) throw new Error(`order ${event.orderId} not found`);
-    },
-  };
+      if (stored.length < rows.size) {
+        const found = new Set(stored.map((r) => r.order_id));
+        const missing = [...rows.values()].find((r) => !found.has(r.order_id));
+        throw new Error(`order ${missing?.order_id} not found`);
+      }
+    }
+    if (cancelled.size > 0)
+      await tx
+        .update(notifications)
+        .set({ status: "cancelled" })
+        .where(
+          and(inArray(notifications.orderId, [...cancelled]), inArray(notifications.status, notSentYet)),
+        );
+  }
 }
+
+/** A notification row as one batch's events make it, before it meets the stored one. */
+interface FactRow {
+  order_id: string;
+  kind: NotificationKind;
+  heard: string[];
+  needed: string[];
+  message_id: string;
+  invoice: unknown;
+}
+
+/** The facts the stored row's kind needs: factsNeeded, in SQL. */
+const neededFor = sql.raw(
+  `(case notifications.kind ${Object.entries(factsNeeded)
+    .map(([kind, facts]) => `when '${kind}' then array[${facts.map((f) => `'${f}'`).join(", ")}]::text[]`)
+    .join(" ")} end)`,
+);
 
 const notSentYet: NotificationStatus[] = ["waiting", "pending"];
 
