@@ -117,7 +117,13 @@ export class Flow {
           { label: "placed /s", stroke: "#2563eb", width: 2 },
           { label: "completed /s", stroke: "#16a34a", width: 2 },
         ],
-        axes: [{}, { label: "orders" }],
+        axes: [
+          {
+            values: (_u, ticks) =>
+              ticks.map((t) => new Date(t * 1000).toLocaleTimeString([], { hour12: false })),
+          },
+          { label: "orders" },
+        ],
       },
       this.series(),
       element,

@@ -78,10 +78,12 @@ byId<HTMLFormElement>("sign-in").addEventListener("submit", (event) => {
 });
 byId("sign-out").addEventListener("click", signOut);
 
-// #token=<JWT>: read once, then taken out of the address bar and the history.
-const fragment = new URLSearchParams(location.hash.slice(1));
-const fromFragment = fragment.get("token");
-if (fromFragment) {
+/** #token=<JWT>: read, then taken out of the address bar and the history. */
+function tokenFromFragment(): void {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (!token) return;
   history.replaceState(null, "", location.pathname + location.search);
-  void signIn(fromFragment);
+  void signIn(token);
 }
+window.addEventListener("hashchange", tokenFromFragment);
+tokenFromFragment();
