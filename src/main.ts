@@ -21,7 +21,8 @@ const service = await startService({ config, logger, jwtSecret }).catch((error: 
 
 if (!service.gateway) logger.info(`probes and metrics on http://localhost:${service.port}/healthz`);
 else {
-  logger.info(`GraphQL on http://localhost:${service.port}/graphql, the operators' console on /console`);
+  logger.info(`GraphQL on http://localhost:${service.port}/graphql`);
+  logger.info(`the operators' console on http://localhost:${service.port}/console`);
   if (!config.jwtSecret && !config.gateway.jwksUrl) {
     // With a random secret, nobody could call the API: print a ready token for each role.
     const lines = await Promise.all(

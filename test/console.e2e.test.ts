@@ -9,11 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Listener } from "../src/relay/listener.ts";
 import { graphql } from "./generated/index.ts";
 import { sagaClient } from "./support/saga.ts";
-import { gqlData, liveSubscriptions, tokens, useTestService } from "./support/service.ts";
+import { gqlData, liveSubscriptions, tokenFor, tokens, useTestService } from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const artifacts = join(import.meta.dirname, "..", "test-artifacts");
+/** The page reads the pipeline's health every 2 s. */
+const polling = { timeout: 15_000, interval: 100 };
 
 const SettledLetters = graphql(`
   query ConsoleSettledLetters {
@@ -64,13 +66,15 @@ describe("the operators' console in headless Chromium", () => {
     // A token that is not an admin's signs nobody in.
     await page.locator("#token").fill(await tokens.customer());
     await page.locator("#sign-in button").click();
-    await expect.poll(() => page.locator("#notice").textContent()).toMatch(/needs an admin token/);
+    await expect.poll(() => page.locator("#notice").textContent(), polling).toMatch(/needs an admin token/);
     expect(await page.locator("#console").isHidden()).toBe(true);
   });
 
   it("follows an order to COMPLETED live, replays a dead letter with a click, and inspects the order", async () => {
     const base = service.url.replace(/\/graphql$/, "");
     const admin = await tokens.admin();
+    // The test's own reads as another admin: the rate limit is per caller, and the page's must not run out.
+    const observer = await tokenFor({ role: "admin", id: "observer" });
     await page.goto(`${base}/console#token=${admin}`);
     // The token is read from the fragment and taken out of the address bar.
     await page.locator("#connection.live").waitFor();
@@ -87,7 +91,10 @@ describe("the operators' console in headless Chromium", () => {
       order.id.slice(0, 8),
     );
     await expect
-      .poll(async () => Number(await page.locator('#counts [data-status="COMPLETED"] .value').textContent()))
+      .poll(
+        async () => Number(await page.locator('#counts [data-status="COMPLETED"] .value').textContent()),
+        polling,
+      )
       .toBeGreaterThanOrEqual(1);
 
     // A second order's confirmation the audit store refuses: a dead letter, on the page with its error.
@@ -98,7 +105,10 @@ describe("the operators' console in headless Chromium", () => {
     await replay.waitFor({ timeout: 20_000 });
     expect(await page.locator("#dead-letters").textContent()).toContain("audit store unavailable");
     await expect
-      .poll(async () => Number(await page.locator('[data-figure="dead-letters"] .value').textContent()))
+      .poll(
+        async () => Number(await page.locator('[data-figure="dead-letters"] .value').textContent()),
+        polling,
+      )
       .toBe(1);
 
     // The store is back; one click replays it, and the letter is settled once the audit listener took it.
@@ -107,15 +117,18 @@ describe("the operators' console in headless Chromium", () => {
     await page.locator("#dead-letters td.empty").waitFor();
     await eventually(
       async () => {
-        const { deadLetters } = await gqlData(service.url, SettledLetters, {}, admin);
+        const { deadLetters } = await gqlData(service.url, SettledLetters, {}, observer);
         const letter = deadLetters.find((d) => d.orderId === stuck.id);
         return letter?.replayedAt && letter.settledAt ? letter : undefined;
       },
-      { what: "the replayed dead letter settled" },
+      { what: "the replayed dead letter settled", intervalMs: 200 },
     );
     expect(audited).toContain(stuck.id);
     await expect
-      .poll(async () => Number(await page.locator('[data-figure="dead-letters"] .value').textContent()))
+      .poll(
+        async () => Number(await page.locator('[data-figure="dead-letters"] .value').textContent()),
+        polling,
+      )
       .toBe(0);
 
     // The inspector finds the first order by the 8 characters the live list shows.
@@ -131,7 +144,7 @@ describe("the operators' console in headless Chromium", () => {
     expect(details).toContain("module finance");
     expect(details).toContain("module orders");
     await expect
-      .poll(async () => (await page.locator("#order").textContent()) ?? "")
+      .poll(async () => (await page.locator("#order").textContent()) ?? "", polling)
       .toMatch(/confirmed\s*SENT/);
 
     mkdirSync(artifacts, { recursive: true });

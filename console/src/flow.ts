@@ -150,7 +150,9 @@ export class Flow {
   }
 }
 
-/** A background refresh that failed: shown in the header, not thrown at the browser. */
+/** A background refresh that failed: shown in the header, and logged in the browser's console. */
 export function report(error: unknown): void {
-  byId("notice").textContent = `Could not refresh: ${error instanceof Error ? error.message : String(error)}`;
+  const message = error instanceof Error ? error.message : String(error);
+  byId("notice").textContent = `Could not refresh: ${message}`;
+  console.error("console:", message);
 }
