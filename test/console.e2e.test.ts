@@ -111,6 +111,9 @@ describe("the operators' console in headless Chromium", () => {
       )
       .toBe(1);
 
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, "console-dead-letter.png"), fullPage: true });
+
     // The store is back; one click replays it, and the letter is settled once the audit listener took it.
     refused.delete(stuck.id);
     await replay.click();
@@ -147,7 +150,6 @@ describe("the operators' console in headless Chromium", () => {
       .poll(async () => (await page.locator("#order").textContent()) ?? "", polling)
       .toMatch(/confirmed\s*SENT/);
 
-    mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: join(artifacts, "console.png"), fullPage: true });
     expect(browserErrors).toEqual([]);
   }, 90_000);
