@@ -53,7 +53,8 @@ export function addOrders(
     fields: (t) => ({
       kind: t.field({ type: ActorKindEnum, resolve: (a) => a.kind }),
       id: t.exposeString("id", {
-        description: "The customer's, partner's or admin's id (the token's subject), or the module's name.",
+        description:
+          "The customer's, partner's or admin's id (the token's subject), or the module's name; empty when unknown or not the caller's to read.",
       }),
     }),
   });
@@ -66,7 +67,16 @@ export function addOrders(
         description: "Event type, e.g. OrderPlaced, OrderConfirmed, InvoiceIssued, OrderStateChanged.",
       }),
       occurredAt: t.field({ type: "DateTime", resolve: (e) => e.occurredAt }),
-      actor: t.field({ type: EventActorRef, resolve: (e) => whoCaused(e) }),
+      actor: t.field({
+        type: EventActorRef,
+        description:
+          "Who caused it. An admin reads every id; others read a partner's or an admin's as empty.",
+        resolve: (e, _args, ctx) => {
+          const actor = whoCaused(e);
+          const named = ctx.caller?.role === "admin" || actor.kind === "customer" || actor.kind === "module";
+          return named ? actor : { ...actor, id: "" };
+        },
+      }),
     }),
   });
 
