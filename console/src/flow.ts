@@ -53,12 +53,7 @@ export class Flow {
     if (at >= this.seededUntil && (change.from === null || change.to === "COMPLETED")) {
       const second = Math.floor(at / 1000);
       const [placed, completed] = this.perSecond.get(second) ?? [0, 0];
-      this.perSecond.set(
-        second,
-        change.from === null
-          ? [placed + 1, completed]
-          : [placed, completed + (change.to === "COMPLETED" ? 1 : 0)],
-      );
+      this.perSecond.set(second, change.from === null ? [placed + 1, completed] : [placed, completed + 1]);
     }
     const list = byId("changes");
     const pick = h("button", { type: "button", class: "link", title: change.orderId }, short(change.orderId));
