@@ -7,6 +7,8 @@ export default defineConfig({
     // Tiers by suffix: *.unit (no I/O), *.int (real PostgreSQL and NATS, the service in-process),
     // *.e2e (OS processes). `npm run test:unit` etc. pick one; test/tiers.unit.test.ts holds every file to one.
     include: ["test/**/*.test.ts"],
+    // The operators' console, built when missing or stale: its browser test loads it from the gateway.
+    globalSetup: ["scripts/console-build.ts"],
     // Each file has its own database and NATS prefix, so files run side by side; two cores, so two at a time.
     pool: "forks",
     maxWorkers: 2,

@@ -27,6 +27,8 @@ export interface Config {
   modulesRequiredForCompletion: string[];
   /** How often the orders role looks for orders that should have moved and did not. Default 30 s. */
   completionSweepMs: number;
+  /** An open order whose shared state has not moved for this long is stuck (console, /metrics). Default 5 min. */
+  stuckOrderAfterMs: number;
   /** Most events a listener handles in one transaction. Default 64. */
   listenerBatch: number;
   /** Relay partitions, each publishing its share of the orders in a transaction of its own. Default 1. */
@@ -78,6 +80,11 @@ export function readConfig(env: Env = process.env): Config {
     throw new Error(
       `COMPLETION_SWEEP_MS: "${env.COMPLETION_SWEEP_MS}" is not a positive number of milliseconds`,
     );
+  const stuckOrderAfterMs = Number(env.STUCK_ORDER_AFTER_MS ?? 300_000);
+  if (!Number.isInteger(stuckOrderAfterMs) || stuckOrderAfterMs < 1000)
+    throw new Error(
+      `STUCK_ORDER_AFTER_MS: "${env.STUCK_ORDER_AFTER_MS}" is not a number of milliseconds (1000 or more)`,
+    );
   const listenerBatch = Number(env.LISTENER_BATCH ?? 64);
   if (!Number.isInteger(listenerBatch) || listenerBatch < 1)
     throw new Error(`LISTENER_BATCH: "${env.LISTENER_BATCH}" is not a positive whole number`);
@@ -103,6 +110,7 @@ export function readConfig(env: Env = process.env): Config {
       "finance,logistics,travelium,subscription",
     ),
     completionSweepMs,
+    stuckOrderAfterMs,
     listenerBatch,
     relayPartitions,
     roles,

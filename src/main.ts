@@ -22,6 +22,7 @@ const service = await startService({ config, logger, jwtSecret }).catch((error: 
 if (!service.gateway) logger.info(`probes and metrics on http://localhost:${service.port}/healthz`);
 else {
   logger.info(`GraphQL on http://localhost:${service.port}/graphql`);
+  logger.info(`the operators' console on http://localhost:${service.port}/console`);
   if (!config.jwtSecret && !config.gateway.jwksUrl) {
     // With a random secret, nobody could call the API: print a ready token for each role.
     const lines = await Promise.all(
@@ -30,8 +31,13 @@ else {
           `  ${`${c.role} ${c.scopes.join(",")}`.padEnd(22)} Bearer ${await signToken(jwtSecret, c)}`,
       ),
     );
+    const admin = demoCallers.find((c) => c.role === "admin");
+    // The token rides in the fragment, which the browser keeps to itself: it never reaches a server log.
+    const console = admin
+      ? `The operators' console: http://localhost:${service.port}/console#token=${await signToken(jwtSecret, admin)}\n\n`
+      : "";
     process.stdout.write(
-      `\nJWT_SECRET is unset: tokens for this run (valid 30 days)\n${lines.join("\n")}\n\n`,
+      `\nJWT_SECRET is unset: tokens for this run (valid 30 days)\n${lines.join("\n")}\n\n${console}`,
     );
   }
 }

@@ -8,7 +8,7 @@ import { type Config, coreRoles } from "./config.ts";
 import { type Database, openDatabase } from "./db/database.ts";
 import { OrderFeed } from "./feed/order-feed.ts";
 import { createGateway } from "./gateway/http.ts";
-import { createMetrics } from "./gateway/metrics.ts";
+import { createMetrics, type Metrics } from "./gateway/metrics.ts";
 import { answerProbe } from "./gateway/probes.ts";
 import { createVerifier } from "./gateway/tokens.ts";
 import type { Logger } from "./log.ts";
@@ -19,11 +19,13 @@ import { countWaitingDeadLetters } from "./relay/dead-letters.ts";
 import { InProcessBus } from "./relay/in-process-bus.ts";
 import { JetStreamBus } from "./relay/jetstream-bus.ts";
 import { type Listener, type RetryPolicy, runListener } from "./relay/listener.ts";
+import { outboxBacklog, outboxLagSeconds } from "./relay/outbox-backlog.ts";
 import { republishUnhandled } from "./relay/recover.ts";
 import { countParked, Relay } from "./relay/relay.ts";
 import { CompletionSweep } from "./statemachine/completion-sweep.ts";
 import type { ModuleDefinition } from "./statemachine/module.ts";
 import { moduleListener } from "./statemachine/module-listener.ts";
+import { countOrdersByStatus, countUnmovedOrders } from "./statemachine/order-stats.ts";
 import { ordersListener } from "./statemachine/orders-listener.ts";
 
 export interface ServiceOptions {
@@ -66,6 +68,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     poolSize: config.databasePoolSize,
   });
   metrics.countWaitingDeadLetters(() => countWaitingDeadLetters(database.db));
+  watchPipeline(metrics, database, config.stuckOrderAfterMs);
   const bus: Bus = config.natsUrl
     ? new JetStreamBus({
         url: config.natsUrl,
@@ -75,6 +78,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       })
     : new InProcessBus();
   await bus.start();
+  metrics.console.readConsumerBacklog(async () =>
+    Object.fromEntries((await bus.backlog()).map((c) => [c.consumer, c.waiting])),
+  );
   logger.info(
     { database: database.kind, bus: bus.kind, roles: config.roles === "all" ? "all" : [...config.roles] },
     "starting",
@@ -161,6 +167,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       logger,
       metrics,
       modules,
+      stuckOrderAfterMs: config.stuckOrderAfterMs,
       options: config.gateway,
       verify: createVerifier({
         secret: options.jwtSecret,
@@ -211,4 +218,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       return stopping;
     },
   };
+}
+
+/** The operators' console's figures on /metrics, read from the database at each scrape. */
+function watchPipeline(metrics: Metrics, database: Database, stuckOrderAfterMs: number): void {
+  const { db } = database;
+  metrics.console.countOrdersByState(() => countOrdersByStatus(db));
+  metrics.console.countOutboxWaiting(async () => (await outboxBacklog(db)).waiting);
+  metrics.console.readOutboxLag(async () => outboxLagSeconds(await outboxBacklog(db)));
+  metrics.console.countStuckOrders(() => countUnmovedOrders(db, new Date(Date.now() - stuckOrderAfterMs)));
 }

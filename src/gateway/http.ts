@@ -7,6 +7,7 @@ import type { Bus } from "../relay/bus.ts";
 import type { Context } from "../schema/builder.ts";
 import { maskError } from "../schema/errors.ts";
 import { schemaFor } from "../schema/index.ts";
+import { serveConsole } from "./console.ts";
 import { setSecurityHeaders } from "./headers.ts";
 import { useNoIntrospection } from "./introspection.ts";
 import { refuseLargeBody, useOperationLimits } from "./limits.ts";
@@ -75,6 +76,7 @@ export function createGateway(deps: GatewayDeps): { server: Server; close(): Pro
 
   const server = createServer(async (req, res) => {
     setSecurityHeaders(res);
+    if (await serveConsole(req, res)) return;
     if (await answerProbe(req, res, { database: deps.database, bus, metrics })) return;
     if (refuseLargeBody(req, res, options.maxBodyBytes)) return;
     return yoga(req, res, { clientKey: req.socket.remoteAddress });

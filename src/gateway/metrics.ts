@@ -40,8 +40,43 @@ export function createMetrics() {
     "orders_dead_letters_waiting",
     "Dead letters no listener is done with yet (not settled: waiting, or replayed and not handled yet); the same count in every process",
   );
+  const countOrdersByState = databaseReading(
+    registry,
+    "orders_by_state",
+    "Orders in each shared state now",
+    "state",
+  );
+  const countOutboxWaiting = databaseCount(
+    registry,
+    "orders_outbox_waiting",
+    "Outbox events committed and not published yet (parked ones apart)",
+  );
+  const readOutboxLag = databaseCount(
+    registry,
+    "orders_outbox_lag_seconds",
+    "The outbox lag: age of the oldest event not published yet (parked ones apart), 0 when none waits",
+  );
+  const readConsumerBacklog = databaseReading(
+    registry,
+    "orders_consumer_waiting",
+    "Events on the bus not handed to each listener's durable consumer yet: its lag",
+    "consumer",
+  );
+  const countStuckOrders = databaseCount(
+    registry,
+    "orders_stuck",
+    "Open orders whose shared state has not moved for longer than STUCK_ORDER_AFTER_MS",
+  );
   return {
     contentType: registry.contentType,
+    /** Where the gauges of the operators' console read their figures (the console shows the same). */
+    console: {
+      countOrdersByState,
+      countOutboxWaiting,
+      readOutboxLag,
+      readConsumerBacklog,
+      countStuckOrders,
+    },
     /** Where the dead-letter gauge reads its count; the database knows it. */
     countWaitingDeadLetters,
     /** Where the gauge above reads its value; the gateway's feed knows it. */
@@ -79,5 +114,31 @@ function databaseCount(registry: Registry, name: string, help: string) {
   });
   return (from: () => Promise<number>) => {
     count = from;
+  };
+}
+
+/**
+ * A gauge of several values, one per label value, read together at each
+ * scrape from where it is told (nothing until told).
+ */
+function databaseReading(registry: Registry, name: string, help: string, label: string) {
+  let read: () => Promise<Record<string, number>> = async () => ({});
+  new Gauge({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    async collect() {
+      try {
+        const values = await read();
+        this.reset();
+        for (const [key, value] of Object.entries(values)) this.set({ [label]: key }, value);
+      } catch {
+        // As databaseCount: the last reading stands.
+      }
+    },
+  });
+  return (from: () => Promise<Record<string, number>>) => {
+    read = from;
   };
 }

@@ -111,6 +111,16 @@ export interface ReplaySpec {
   pageSize?: number;
 }
 
+/** A durable consumer's backlog: what the console and /metrics show as its lag. */
+export interface ConsumerBacklog {
+  /** Durable consumer name without the prefix, e.g. "finance". */
+  consumer: string;
+  /** Events of its filters the bus has not handed to it yet. */
+  waiting: number;
+  /** Handed over and not acknowledged yet (being handled, or held by a process that died). */
+  inFlight: number;
+}
+
 export interface Consumption {
   /** Stops taking new deliveries and waits for the ones in flight. */
   stop(): Promise<void>;
@@ -152,6 +162,8 @@ export interface Bus {
    * bus: it starts again at 1 after a restart).
    */
   eventAt(sequence: number): Promise<BusEvent | undefined>;
+  /** Every durable consumer of the stream, whichever process runs it, by name. */
+  backlog(): Promise<ConsumerBacklog[]>;
   /** Rejects when the bus does not answer (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -2,6 +2,7 @@ import {
   type BatchConsumerSpec,
   type Bus,
   type BusEvent,
+  type ConsumerBacklog,
   type ConsumerSpec,
   type Consumption,
   type Delivery,
@@ -23,6 +24,8 @@ export class InProcessBus implements Bus {
   /** Event id → stream sequence, to answer a repeated publish with the first one. */
   private readonly published = new Map<string, number>();
   private readonly wakers = new Set<() => void>();
+  /** Each running durable consumer's backlog, by name. */
+  private readonly backlogs = new Map<string, () => Omit<ConsumerBacklog, "consumer">>();
   private closed = false;
 
   async start(): Promise<void> {}
@@ -87,11 +90,13 @@ export class InProcessBus implements Bus {
       }
     };
     this.wakers.add(pump);
+    this.backlogs.set(spec.name, () => ({ waiting: this.stream.length - cursor, inFlight: inFlight.size }));
     pump();
     return {
       stop: async () => {
         stopped = true;
         this.wakers.delete(pump);
+        this.backlogs.delete(spec.name);
         for (const timer of timers) clearTimeout(timer);
         await Promise.all(inFlight);
       },
@@ -106,6 +111,7 @@ export class InProcessBus implements Bus {
     let cursor = 0;
     let stopped = false;
     let running: Promise<void> | undefined;
+    let handling = 0;
 
     const retryLater = (delivery: Delivery, delayMs: number): void => {
       const timer = setTimeout(() => {
@@ -122,6 +128,7 @@ export class InProcessBus implements Bus {
       for (; batch.length < size && cursor < this.stream.length; cursor++)
         batch.push({ event: this.stream[cursor]!, attempt: 1, sequence: cursor + 1 });
       if (batch.length === 0) return;
+      handling = batch.length;
       running = spec
         .handleBatch(batch)
         .catch(() => batch.map(() => ({ kind: "retry", delayMs: 1000 }) as const))
@@ -133,15 +140,21 @@ export class InProcessBus implements Bus {
         })
         .finally(() => {
           running = undefined;
+          handling = 0;
           pump();
         });
     };
     this.wakers.add(pump);
+    this.backlogs.set(spec.name, () => ({
+      waiting: this.stream.length - cursor + due.length,
+      inFlight: handling + timers.size,
+    }));
     pump();
     return {
       stop: async () => {
         stopped = true;
         this.wakers.delete(pump);
+        this.backlogs.delete(spec.name);
         for (const timer of timers) clearTimeout(timer);
         await running;
       },
@@ -181,6 +194,12 @@ export class InProcessBus implements Bus {
 
   async eventAt(sequence: number): Promise<BusEvent | undefined> {
     return sequence >= 1 ? this.stream[sequence - 1] : undefined;
+  }
+
+  async backlog(): Promise<ConsumerBacklog[]> {
+    return [...this.backlogs]
+      .map(([consumer, read]) => ({ consumer, ...read() }))
+      .sort((a, b) => a.consumer.localeCompare(b.consumer));
   }
 
   async ping(): Promise<void> {

@@ -1,6 +1,7 @@
 import type {
   Bus,
   BusEvent,
+  ConsumerBacklog,
   ConsumerSpec,
   Consumption,
   Delivery,
@@ -8,6 +9,7 @@ import type {
   ReplaySpec,
   TailSpec,
 } from "./bus.ts";
+import { backlog } from "./jetstream/backlog.ts";
 import { type BusLogger, type BusParts, Connection, quiet } from "./jetstream/connection.ts";
 import { eventAt, position, replay } from "./jetstream/history.ts";
 import { lookup, publish } from "./jetstream/publish.ts";
@@ -81,6 +83,10 @@ export class JetStreamBus implements Bus {
 
   eventAt(sequence: number): Promise<BusEvent | undefined> {
     return eventAt(this.parts, sequence);
+  }
+
+  backlog(): Promise<ConsumerBacklog[]> {
+    return backlog(this.parts);
   }
 
   ping(): Promise<void> {

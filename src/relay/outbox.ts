@@ -12,6 +12,8 @@ export interface NewEvent {
   type: string;
   orderId: string;
   payload: Record<string, unknown>;
+  /** Who caused it (`role:id`), when a caller did; see order_events.actor. */
+  actor?: string;
 }
 
 export interface EnqueuedEvent extends NewEvent {
@@ -36,14 +38,16 @@ export async function enqueue(tx: Executor, events: NewEvent[]): Promise<Enqueue
       type: e.type,
       payload: e.payload,
       occurred_at: occurredAt,
+      actor: e.actor ?? null,
     })),
   );
   await tx.execute(sql`
-    insert into ${orderEvents} (id, order_id, type, payload, occurred_at)
-    select id, order_id, type, payload, occurred_at
+    insert into ${orderEvents} (id, order_id, type, payload, occurred_at, actor)
+    select id, order_id, type, payload, occurred_at, actor
     from rows from (
-      jsonb_to_recordset(${json}::jsonb) as (id uuid, order_id uuid, type text, payload jsonb, occurred_at timestamptz)
-    ) with ordinality as e(id, order_id, type, payload, occurred_at, n)
+      jsonb_to_recordset(${json}::jsonb)
+        as (id uuid, order_id uuid, type text, payload jsonb, occurred_at timestamptz, actor text)
+    ) with ordinality as e(id, order_id, type, payload, occurred_at, actor, n)
     order by n`);
   return rows;
 }

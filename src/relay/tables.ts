@@ -43,6 +43,12 @@ export const orderEvents = pgTable(
     parkedAt: timestamp("parked_at", { withTimezone: true, mode: "date" }),
     /** The bus's refusal, for the admin. */
     parkError: text("park_error"),
+    /**
+     * Who caused it, as `role:id` (`customer:c-1`, `partner:psp`, `admin:ops`,
+     * `module:logistics`), where the writer knows a caller; null where a
+     * listener wrote it (the timeline then names the module from the payload).
+     */
+    actor: text("actor"),
   },
   (t) => [
     index("order_events_order_seq").on(t.orderId, t.seq),

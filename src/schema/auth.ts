@@ -65,6 +65,11 @@ export function callerOf(context: { caller?: Caller }): Caller {
   return context.caller;
 }
 
+/** The caller as an event's actor (order_events.actor): `customer:c-1`, `partner:psp`, `admin:ops`. */
+export function actorOf(caller: Caller): string {
+  return `${caller.role}:${caller.id}`;
+}
+
 /** Customers see their own orders; partners read the orders they act on (any); admins see all. */
 export function canSee(caller: Caller, order: Pick<OrderRow, "customerId">): boolean {
   return caller.role !== "customer" || order.customerId === caller.id;

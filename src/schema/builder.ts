@@ -25,6 +25,8 @@ export interface Context {
   /** The SSE Last-Event-ID header: a browser's EventSource resumes with it as `after`. */
   lastEventId?: string;
   logger: Logger;
+  /** STUCK_ORDER_AFTER_MS: when an open order counts as stuck (pipelineHealth). */
+  stuckOrderAfterMs: number;
 }
 
 /**

@@ -6,6 +6,7 @@ import { addModuleStates } from "./module-state.ts";
 import { addMutations } from "./mutations.ts";
 import { addOrders } from "./order.ts";
 import { addParkedEvents } from "./parked-events.ts";
+import { addPipeline } from "./pipeline.ts";
 import { addProducts } from "./product.ts";
 import { addReports } from "./reports.ts";
 import { addSubscription } from "./subscription.ts";
@@ -24,5 +25,6 @@ export function schemaFor(modules: readonly ModuleDefinition[]): GraphQLSchema {
   addSubscription(builder, orders);
   addDeadLetters(builder, orders);
   addParkedEvents(builder);
+  addPipeline(builder, orders);
   return lexicographicSortSchema(builder.toSchema());
 }

@@ -1,7 +1,7 @@
 import { refuse } from "../errors.ts";
 import * as commands from "../statemachine/commands.ts";
 import type { OrderRow } from "../statemachine/tables.ts";
-import { callerOf, canSee, customerOrAdmin, partnerOrAdmin } from "./auth.ts";
+import { actorOf, callerOf, canSee, customerOrAdmin, partnerOrAdmin } from "./auth.ts";
 import type { Builder } from "./builder.ts";
 import { type addOrders, isUuid } from "./order.ts";
 
@@ -52,7 +52,10 @@ export function addMutations(builder: Builder, { OrderRef }: ReturnType<typeof a
       description: "Customer. Creates a PENDING order.",
       authScopes: customerOrAdmin,
       args: { input: t.arg({ type: PlaceOrderInput, required: true }) },
-      resolve: (_root, { input }, ctx) => commands.placeOrder(ctx.commands, callerOf(ctx).id, input),
+      resolve: (_root, { input }, ctx) => {
+        const caller = callerOf(ctx);
+        return commands.placeOrder(ctx.commands, caller.id, input, actorOf(caller));
+      },
     }),
   );
 
@@ -63,7 +66,7 @@ export function addMutations(builder: Builder, { OrderRef }: ReturnType<typeof a
       authScopes: partnerOrAdmin("payments"),
       args: { input: t.arg({ type: ConfirmPaymentInput, required: true }) },
       resolve: (_root, { input }, ctx) =>
-        commands.confirmPayment(ctx.commands, orderId(input.orderId), input),
+        commands.confirmPayment(ctx.commands, orderId(input.orderId), input, actorOf(callerOf(ctx))),
     }),
   );
 
@@ -75,8 +78,12 @@ export function addMutations(builder: Builder, { OrderRef }: ReturnType<typeof a
       args: { input: t.arg({ type: CancelOrderInput, required: true }) },
       resolve: (_root, { input }, ctx) => {
         const caller = callerOf(ctx);
-        return commands.cancelOrder(ctx.commands, orderId(input.orderId), input.reason, (order) =>
-          canSee(caller, order),
+        return commands.cancelOrder(
+          ctx.commands,
+          orderId(input.orderId),
+          input.reason,
+          (order) => canSee(caller, order),
+          actorOf(caller),
         );
       },
     }),

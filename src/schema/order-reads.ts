@@ -23,13 +23,19 @@ function prepare(db: Db, modules: readonly ModuleDefinition[]) {
       .where(anyOf(orderLines.orderId))
       .orderBy(asc(orderLines.position))
       .prepare("order_lines_of_orders"),
-    // The timeline's columns only: the payloads (jsonb, the bulk of a row) are not part of it.
+    // The timeline's columns only: the payloads (jsonb, the bulk of a row) are not part of it,
+    // but for a listener's events, whose actor it names (statemachine/actors.ts).
     events: db
       .select({
         id: orderEvents.id,
         orderId: orderEvents.orderId,
         type: orderEvents.type,
         occurredAt: orderEvents.occurredAt,
+        actor: orderEvents.actor,
+        payload: sql<Record<
+          string,
+          unknown
+        > | null>`case when ${orderEvents.actor} is null then ${orderEvents.payload} end`,
       })
       .from(orderEvents)
       .where(anyOf(orderEvents.orderId))

@@ -1,6 +1,7 @@
 import { type ResolveCursorConnectionArgs, resolveCursorConnection } from "@pothos/plugin-relay";
 import { and, asc, desc, eq, gt, lt, or, type SQL } from "drizzle-orm";
 import { refuse } from "../errors.ts";
+import { type Actor, actorKinds, whoCaused } from "../statemachine/actors.ts";
 import { explainCompletion, type ModuleCompletion } from "../statemachine/decide.ts";
 import { nextStatuses, orderStatuses } from "../statemachine/states.ts";
 import { type OrderRow, type orderLines, salesOrders } from "../statemachine/tables.ts";
@@ -41,6 +42,23 @@ export function addOrders(
     }),
   });
 
+  const ActorKindEnum = builder.enumType("ActorKind", {
+    description: "Who caused an event. UNKNOWN: an event recorded before callers were (an older row).",
+    values: upperEnum(actorKinds),
+  });
+
+  const EventActorRef = builder.objectRef<Actor>("EventActor").implement({
+    description:
+      "Who caused an event: the customer, a partner, an admin, or a module (orders: the completion aggregate).",
+    fields: (t) => ({
+      kind: t.field({ type: ActorKindEnum, resolve: (a) => a.kind }),
+      id: t.exposeString("id", {
+        description:
+          "The customer's, partner's or admin's id (the token's subject), or the module's name; empty when unknown or not the caller's to read.",
+      }),
+    }),
+  });
+
   const OrderEventRef = builder.objectRef<OrderEventRow>("OrderEvent").implement({
     description: "One entry of an order's timeline: an event from the order_events outbox.",
     fields: (t) => ({
@@ -49,6 +67,16 @@ export function addOrders(
         description: "Event type, e.g. OrderPlaced, OrderConfirmed, InvoiceIssued, OrderStateChanged.",
       }),
       occurredAt: t.field({ type: "DateTime", resolve: (e) => e.occurredAt }),
+      actor: t.field({
+        type: EventActorRef,
+        description:
+          "Who caused it. An admin reads every id; others read a partner's or an admin's as empty.",
+        resolve: (e, _args, ctx) => {
+          const actor = whoCaused(e);
+          const named = ctx.caller?.role === "admin" || actor.kind === "customer" || actor.kind === "module";
+          return named ? actor : { ...actor, id: "" };
+        },
+      }),
     }),
   });
 

@@ -1,6 +1,6 @@
 import * as commands from "../statemachine/commands.ts";
 import type { ModuleDefinition } from "../statemachine/module.ts";
-import { callerOf, partnerOrAdmin } from "./auth.ts";
+import { actorOf, callerOf, partnerOrAdmin } from "./auth.ts";
 import type { Builder } from "./builder.ts";
 import { type addMutations, orderId } from "./mutations.ts";
 
@@ -28,11 +28,17 @@ export function addReports(
         authScopes: partnerOrAdmin(report.scope),
         args: { input: t.arg({ type: Input, required: true }) },
         resolve: (_root, { input }, ctx) =>
-          commands.reportProgress(ctx.commands, reporting, orderId(input.orderId), {
-            state: String(input.state),
-            idempotencyKey: input.idempotencyKey,
-            reportedBy: callerOf(ctx).id,
-          }),
+          commands.reportProgress(
+            ctx.commands,
+            reporting,
+            orderId(input.orderId),
+            {
+              state: String(input.state),
+              idempotencyKey: input.idempotencyKey,
+              reportedBy: callerOf(ctx).id,
+            },
+            actorOf(callerOf(ctx)),
+          ),
       }),
     );
   }

@@ -51,6 +51,7 @@ export async function placeOrder(
   deps: CommandDeps,
   customerId: string,
   command: PlaceOrderCommand,
+  actor = `customer:${customerId}`,
 ): Promise<CommandResult> {
   const hash = requestHash(command);
   const orderId = randomUUID();
@@ -100,6 +101,7 @@ export async function placeOrder(
         type: orderStateChanged,
         orderId,
         payload: { from: null, to: "pending", customerId },
+        actor,
       },
       {
         type: "OrderPlaced",
@@ -112,6 +114,7 @@ export async function placeOrder(
           involvedModules: placement.involvedModules,
           requiredModules: placement.requiredModules,
         },
+        actor,
       },
     ]);
     return { order, eventId: placedEventId };
@@ -141,6 +144,7 @@ export async function confirmPayment(
   deps: CommandDeps,
   orderId: string,
   payment: PaymentCallback,
+  actor?: string,
 ): Promise<CommandResult> {
   return deps.db.transaction(async (tx) => {
     const [locked] = await query<Record<string, unknown> & { lines: ConfirmedLine[] }>(
@@ -155,6 +159,7 @@ export async function confirmPayment(
     const confirmedEventId = randomUUID();
     const moved = await transitionOrder(tx, order, "confirmed", {
       eventId: confirmedEventId,
+      actor,
       set: { paymentReference: payment.paymentReference, confirmedEventId },
       events: [
         {
@@ -183,12 +188,13 @@ export async function cancelOrder(
   orderId: string,
   reason: string,
   canSee: (order: OrderRow) => boolean = () => true,
+  actor?: string,
 ): Promise<CommandResult> {
   return deps.db.transaction(async (tx) => {
     const order = await lockOrder(tx, orderId);
     if (!order || !canSee(order)) return refuse("NOT_FOUND", "no such order");
     if (decideCancel(order, reason) === "unchanged") return { order, eventId: order.cancelledEventId! };
-    const moved = await cancelTransition(tx, order, reason);
+    const moved = await cancelTransition(tx, order, reason, {}, actor);
     if (!moved)
       return refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be cancelled`);
     return { order: moved.order, eventId: moved.stateChanged.id };
@@ -205,6 +211,7 @@ export async function reportProgress(
   module: ModuleDefinition & { report: NonNullable<ModuleDefinition["report"]> },
   orderId: string,
   report: { state: string; idempotencyKey: string; reportedBy: string },
+  actor?: string,
 ): Promise<CommandResult> {
   const key = report.idempotencyKey;
   if (key.length === 0 || key.length > 200)
@@ -235,6 +242,7 @@ export async function reportProgress(
         type: module.report.event,
         orderId,
         payload: { state: report.state, idempotencyKey: key, reportedBy: report.reportedBy },
+        actor,
       },
     ]);
     await tx

@@ -33,6 +33,8 @@ export const salesOrders = pgTable(
     uniqueIndex("sales_orders_customer_idempotency").on(t.customerId, t.idempotencyKey),
     index("sales_orders_customer_created").on(t.customerId, t.createdAt),
     index("sales_orders_created").on(t.createdAt),
+    // The console's order inspector finds orders by contact email.
+    index("sales_orders_contact_email").on(t.contactEmail),
     check("sales_orders_status", sql`${t.status} in (${inList(orderStatuses)})`),
   ],
 );

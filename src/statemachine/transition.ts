@@ -28,6 +28,8 @@ export async function transitionOrder(
     reason?: string;
     set?: Partial<typeof salesOrders.$inferInsert>;
     events?: NewEvent[];
+    /** Who caused the move (`role:id`), on its events that name no other. */
+    actor?: string;
   } = {},
 ): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent } | undefined> {
   const moved = await moveOrder(tx, order, [to], options);
@@ -57,6 +59,7 @@ async function moveOrder(
     reason?: string;
     set?: Partial<typeof salesOrders.$inferInsert>;
     events?: NewEvent[];
+    actor?: string;
   },
 ): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent[] } | undefined> {
   const steps = path.map((to, i) => ({ from: i === 0 ? order.status : path[i - 1]!, to }));
@@ -83,8 +86,9 @@ async function moveOrder(
         customerId: order.customerId,
         ...(options.reason ? { reason: options.reason } : {}),
       },
+      actor: options.actor,
     })),
-    ...(options.events ?? []),
+    ...(options.events ?? []).map((e) => ({ actor: options.actor, ...e })),
   ]);
   return { order: moved, stateChanged: enqueued.slice(0, steps.length) };
 }
@@ -99,12 +103,14 @@ export async function cancelTransition(
   tx: Tx,
   order: Pick<OrderRow, "id" | "status" | "customerId">,
   reason: string,
-  cancelledBy: Record<string, unknown> = {},
+  cancelledBy: { veto?: string } = {},
+  actor?: string,
 ): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent } | undefined> {
   const cancelledEventId = randomUUID();
   return transitionOrder(tx, order, "cancelled", {
     eventId: cancelledEventId,
     reason,
+    actor: cancelledBy.veto ? `module:${cancelledBy.veto}` : actor,
     set: { cancellationReason: reason, cancelledEventId },
     events: [
       { type: orderCancelled, orderId: order.id, payload: { reason, from: order.status, ...cancelledBy } },

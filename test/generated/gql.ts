@@ -16,6 +16,13 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
 type Documents = {
     "\n  query OrderDeadLetters($id: ID!) {\n    order(id: $id) { id deadLetters { consumer eventType error attempts replayedAt settledAt } }\n  }\n": typeof types.OrderDeadLettersDocument,
     "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n": typeof types.DeadLettersDocument,
+    "\n  query ConsoleCounts { orderCounts { status count } }\n": typeof types.ConsoleCountsDocument,
+    "\n  query ConsolePerSecond($seconds: Int) { ordersPerSecond(seconds: $seconds) { at placed completed } }\n": typeof types.ConsolePerSecondDocument,
+    "\n  query ConsoleHealth($stuckAfterSeconds: Int) {\n    pipelineHealth(stuckAfterSeconds: $stuckAfterSeconds) {\n      outboxWaiting outboxLagSeconds deadLettersWaiting parkedEvents stuckAfterSeconds stuckOrderCount\n      consumers { consumer waiting inFlight }\n      stuckOrders { unmovedSeconds waitingFor order { id status } }\n    }\n  }\n": typeof types.ConsoleHealthDocument,
+    "\n  query ConsoleFind($search: String!, $first: Int) { findOrders(search: $search, first: $first) { id } }\n": typeof types.ConsoleFindDocument,
+    "\n  query ConsoleInspect($id: ID!) {\n    order(id: $id) {\n      status\n      events { type actor { kind id } }\n      notifications { kind status recipient sentAt }\n    }\n  }\n": typeof types.ConsoleInspectDocument,
+    "\n  query ConsoleCustomerEvents($id: ID!) { order(id: $id) { events { type actor { kind id } } } }\n": typeof types.ConsoleCustomerEventsDocument,
+    "\n  query ConsoleSettledLetters {\n    deadLetters(includeReplayed: true) { id orderId replayedAt settledAt }\n  }\n": typeof types.ConsoleSettledLettersDocument,
     "\n  query AllDeadLetters {\n    deadLetters(includeReplayed: true) { id consumer eventId orderId replayedAt settledAt }\n  }\n": typeof types.AllDeadLettersDocument,
     "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n": typeof types.ReplayDeadLetterDocument,
     "\n  query ParkedEvents {\n    parkedEvents { id type orderId error payloadBytes parkedAt }\n  }\n": typeof types.ParkedEventsDocument,
@@ -36,6 +43,13 @@ type Documents = {
 const documents: Documents = {
     "\n  query OrderDeadLetters($id: ID!) {\n    order(id: $id) { id deadLetters { consumer eventType error attempts replayedAt settledAt } }\n  }\n": types.OrderDeadLettersDocument,
     "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n": types.DeadLettersDocument,
+    "\n  query ConsoleCounts { orderCounts { status count } }\n": types.ConsoleCountsDocument,
+    "\n  query ConsolePerSecond($seconds: Int) { ordersPerSecond(seconds: $seconds) { at placed completed } }\n": types.ConsolePerSecondDocument,
+    "\n  query ConsoleHealth($stuckAfterSeconds: Int) {\n    pipelineHealth(stuckAfterSeconds: $stuckAfterSeconds) {\n      outboxWaiting outboxLagSeconds deadLettersWaiting parkedEvents stuckAfterSeconds stuckOrderCount\n      consumers { consumer waiting inFlight }\n      stuckOrders { unmovedSeconds waitingFor order { id status } }\n    }\n  }\n": types.ConsoleHealthDocument,
+    "\n  query ConsoleFind($search: String!, $first: Int) { findOrders(search: $search, first: $first) { id } }\n": types.ConsoleFindDocument,
+    "\n  query ConsoleInspect($id: ID!) {\n    order(id: $id) {\n      status\n      events { type actor { kind id } }\n      notifications { kind status recipient sentAt }\n    }\n  }\n": types.ConsoleInspectDocument,
+    "\n  query ConsoleCustomerEvents($id: ID!) { order(id: $id) { events { type actor { kind id } } } }\n": types.ConsoleCustomerEventsDocument,
+    "\n  query ConsoleSettledLetters {\n    deadLetters(includeReplayed: true) { id orderId replayedAt settledAt }\n  }\n": types.ConsoleSettledLettersDocument,
     "\n  query AllDeadLetters {\n    deadLetters(includeReplayed: true) { id consumer eventId orderId replayedAt settledAt }\n  }\n": types.AllDeadLettersDocument,
     "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n": types.ReplayDeadLetterDocument,
     "\n  query ParkedEvents {\n    parkedEvents { id type orderId error payloadBytes parkedAt }\n  }\n": types.ParkedEventsDocument,
@@ -76,6 +90,34 @@ export function graphql(source: "\n  query OrderDeadLetters($id: ID!) {\n    ord
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n"): (typeof documents)["\n  query DeadLetters($consumer: String) {\n    deadLetters(consumer: $consumer) { id consumer eventId eventType orderId error attempts replayedAt }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query ConsoleCounts { orderCounts { status count } }\n"): (typeof documents)["\n  query ConsoleCounts { orderCounts { status count } }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query ConsolePerSecond($seconds: Int) { ordersPerSecond(seconds: $seconds) { at placed completed } }\n"): (typeof documents)["\n  query ConsolePerSecond($seconds: Int) { ordersPerSecond(seconds: $seconds) { at placed completed } }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query ConsoleHealth($stuckAfterSeconds: Int) {\n    pipelineHealth(stuckAfterSeconds: $stuckAfterSeconds) {\n      outboxWaiting outboxLagSeconds deadLettersWaiting parkedEvents stuckAfterSeconds stuckOrderCount\n      consumers { consumer waiting inFlight }\n      stuckOrders { unmovedSeconds waitingFor order { id status } }\n    }\n  }\n"): (typeof documents)["\n  query ConsoleHealth($stuckAfterSeconds: Int) {\n    pipelineHealth(stuckAfterSeconds: $stuckAfterSeconds) {\n      outboxWaiting outboxLagSeconds deadLettersWaiting parkedEvents stuckAfterSeconds stuckOrderCount\n      consumers { consumer waiting inFlight }\n      stuckOrders { unmovedSeconds waitingFor order { id status } }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query ConsoleFind($search: String!, $first: Int) { findOrders(search: $search, first: $first) { id } }\n"): (typeof documents)["\n  query ConsoleFind($search: String!, $first: Int) { findOrders(search: $search, first: $first) { id } }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query ConsoleInspect($id: ID!) {\n    order(id: $id) {\n      status\n      events { type actor { kind id } }\n      notifications { kind status recipient sentAt }\n    }\n  }\n"): (typeof documents)["\n  query ConsoleInspect($id: ID!) {\n    order(id: $id) {\n      status\n      events { type actor { kind id } }\n      notifications { kind status recipient sentAt }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query ConsoleCustomerEvents($id: ID!) { order(id: $id) { events { type actor { kind id } } } }\n"): (typeof documents)["\n  query ConsoleCustomerEvents($id: ID!) { order(id: $id) { events { type actor { kind id } } } }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query ConsoleSettledLetters {\n    deadLetters(includeReplayed: true) { id orderId replayedAt settledAt }\n  }\n"): (typeof documents)["\n  query ConsoleSettledLetters {\n    deadLetters(includeReplayed: true) { id orderId replayedAt settledAt }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

@@ -4,6 +4,14 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
+/** Who caused an event. UNKNOWN: an event recorded before callers were (an older row). */
+export type ActorKind =
+  | 'ADMIN'
+  | 'CUSTOMER'
+  | 'MODULE'
+  | 'PARTNER'
+  | 'UNKNOWN';
+
 export type BookingState =
   | 'CANCELLED'
   | 'CONFIRMED'
@@ -28,6 +36,17 @@ export type InvoiceState =
   | 'PAID'
   | 'PENDING'
   | 'REFUNDED';
+
+export type NotificationKind =
+  | 'COMPLETED'
+  | 'CONFIRMED';
+
+/** WAITING for its facts, PENDING (due), SENT (handed to the mail server), CANCELLED (never sent). */
+export type NotificationStatus =
+  | 'CANCELLED'
+  | 'PENDING'
+  | 'SENT'
+  | 'WAITING';
 
 export type OrderLineInput = {
   quantity: number;
@@ -96,6 +115,52 @@ export type DeadLettersQueryVariables = Exact<{
 
 
 export type DeadLettersQuery = { deadLetters: Array<{ id: string, consumer: string, eventId: string, eventType: string, orderId: string, error: string, attempts: number, replayedAt: string | null }> };
+
+export type ConsoleCountsQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type ConsoleCountsQuery = { orderCounts: Array<{ status: OrderStatus, count: number }> };
+
+export type ConsolePerSecondQueryVariables = Exact<{
+  seconds?: number | null | undefined;
+}>;
+
+
+export type ConsolePerSecondQuery = { ordersPerSecond: Array<{ at: string, placed: number, completed: number }> };
+
+export type ConsoleHealthQueryVariables = Exact<{
+  stuckAfterSeconds?: number | null | undefined;
+}>;
+
+
+export type ConsoleHealthQuery = { pipelineHealth: { outboxWaiting: number, outboxLagSeconds: number, deadLettersWaiting: number, parkedEvents: number, stuckAfterSeconds: number, stuckOrderCount: number, consumers: Array<{ consumer: string, waiting: number, inFlight: number }>, stuckOrders: Array<{ unmovedSeconds: number, waitingFor: Array<string>, order: { id: string, status: OrderStatus } }> } };
+
+export type ConsoleFindQueryVariables = Exact<{
+  search: string;
+  first?: number | null | undefined;
+}>;
+
+
+export type ConsoleFindQuery = { findOrders: Array<{ id: string }> };
+
+export type ConsoleInspectQueryVariables = Exact<{
+  id: string;
+}>;
+
+
+export type ConsoleInspectQuery = { order: { status: OrderStatus, events: Array<{ type: string, actor: { kind: ActorKind, id: string } }>, notifications: Array<{ kind: NotificationKind, status: NotificationStatus, recipient: string, sentAt: string | null }> } | null };
+
+export type ConsoleCustomerEventsQueryVariables = Exact<{
+  id: string;
+}>;
+
+
+export type ConsoleCustomerEventsQuery = { order: { events: Array<{ type: string, actor: { kind: ActorKind, id: string } }> } | null };
+
+export type ConsoleSettledLettersQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type ConsoleSettledLettersQuery = { deadLetters: Array<{ id: string, orderId: string, replayedAt: string | null, settledAt: string | null }> };
 
 export type AllDeadLettersQueryVariables = Exact<{ [key: string]: never; }>;
 
@@ -220,6 +285,13 @@ export type OrderSagaQuery = { order: { id: string, status: OrderStatus, require
 
 export const OrderDeadLettersDocument = {"__meta__":{"hash":"sha256:a9165eeb83c559862e25807692addec4a6e7a8f430cc902771efa22b2e48a2ec"},"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"OrderDeadLetters"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"id"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"order"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"id"},"value":{"kind":"Variable","name":{"kind":"Name","value":"id"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"deadLetters"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"consumer"}},{"kind":"Field","name":{"kind":"Name","value":"eventType"}},{"kind":"Field","name":{"kind":"Name","value":"error"}},{"kind":"Field","name":{"kind":"Name","value":"attempts"}},{"kind":"Field","name":{"kind":"Name","value":"replayedAt"}},{"kind":"Field","name":{"kind":"Name","value":"settledAt"}}]}}]}}]}}]} as unknown as DocumentNode<OrderDeadLettersQuery, OrderDeadLettersQueryVariables>;
 export const DeadLettersDocument = {"__meta__":{"hash":"sha256:0f6303c1eee23302a57fea24c9572c01a149a36e47015a7dd9c3afb89dbedb1d"},"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"DeadLetters"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"consumer"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"String"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"deadLetters"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"consumer"},"value":{"kind":"Variable","name":{"kind":"Name","value":"consumer"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"consumer"}},{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"eventType"}},{"kind":"Field","name":{"kind":"Name","value":"orderId"}},{"kind":"Field","name":{"kind":"Name","value":"error"}},{"kind":"Field","name":{"kind":"Name","value":"attempts"}},{"kind":"Field","name":{"kind":"Name","value":"replayedAt"}}]}}]}}]} as unknown as DocumentNode<DeadLettersQuery, DeadLettersQueryVariables>;
+export const ConsoleCountsDocument = {"__meta__":{"hash":"sha256:627a9e6c7c0f99ed8d8a64b303aab652e9cec3967411c803692cc0670a2039dd"},"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"ConsoleCounts"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"orderCounts"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"count"}}]}}]}}]} as unknown as DocumentNode<ConsoleCountsQuery, ConsoleCountsQueryVariables>;
+export const ConsolePerSecondDocument = {"__meta__":{"hash":"sha256:1e4ac41779f95a3645806997d290ce2fa327e95390a18f5d363e0b3a55ee8116"},"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"ConsolePerSecond"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"seconds"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"Int"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"ordersPerSecond"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"seconds"},"value":{"kind":"Variable","name":{"kind":"Name","value":"seconds"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"at"}},{"kind":"Field","name":{"kind":"Name","value":"placed"}},{"kind":"Field","name":{"kind":"Name","value":"completed"}}]}}]}}]} as unknown as DocumentNode<ConsolePerSecondQuery, ConsolePerSecondQueryVariables>;
+export const ConsoleHealthDocument = {"__meta__":{"hash":"sha256:75db13b5614e82cdfeaa249686be3dc021e2c6bda3597c1bf3fd685af42d935c"},"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"ConsoleHealth"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"stuckAfterSeconds"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"Int"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"pipelineHealth"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"stuckAfterSeconds"},"value":{"kind":"Variable","name":{"kind":"Name","value":"stuckAfterSeconds"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"outboxWaiting"}},{"kind":"Field","name":{"kind":"Name","value":"outboxLagSeconds"}},{"kind":"Field","name":{"kind":"Name","value":"deadLettersWaiting"}},{"kind":"Field","name":{"kind":"Name","value":"parkedEvents"}},{"kind":"Field","name":{"kind":"Name","value":"stuckAfterSeconds"}},{"kind":"Field","name":{"kind":"Name","value":"stuckOrderCount"}},{"kind":"Field","name":{"kind":"Name","value":"consumers"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"consumer"}},{"kind":"Field","name":{"kind":"Name","value":"waiting"}},{"kind":"Field","name":{"kind":"Name","value":"inFlight"}}]}},{"kind":"Field","name":{"kind":"Name","value":"stuckOrders"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"unmovedSeconds"}},{"kind":"Field","name":{"kind":"Name","value":"waitingFor"}},{"kind":"Field","name":{"kind":"Name","value":"order"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"status"}}]}}]}}]}}]}}]} as unknown as DocumentNode<ConsoleHealthQuery, ConsoleHealthQueryVariables>;
+export const ConsoleFindDocument = {"__meta__":{"hash":"sha256:60021f024fc7a8db02cb83b5e4bce5cddaa8557654218a745abd34b0439f65b9"},"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"ConsoleFind"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"search"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"String"}}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"first"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"Int"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"findOrders"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"search"},"value":{"kind":"Variable","name":{"kind":"Name","value":"search"}}},{"kind":"Argument","name":{"kind":"Name","value":"first"},"value":{"kind":"Variable","name":{"kind":"Name","value":"first"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}}]}}]}}]} as unknown as DocumentNode<ConsoleFindQuery, ConsoleFindQueryVariables>;
+export const ConsoleInspectDocument = {"__meta__":{"hash":"sha256:dab3dceb6c47d20206737450c31082ca9f1cef99767554ba6e8584bd78e5c937"},"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"ConsoleInspect"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"id"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"order"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"id"},"value":{"kind":"Variable","name":{"kind":"Name","value":"id"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"events"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"actor"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"kind"}},{"kind":"Field","name":{"kind":"Name","value":"id"}}]}}]}},{"kind":"Field","name":{"kind":"Name","value":"notifications"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"kind"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"recipient"}},{"kind":"Field","name":{"kind":"Name","value":"sentAt"}}]}}]}}]}}]} as unknown as DocumentNode<ConsoleInspectQuery, ConsoleInspectQueryVariables>;
+export const ConsoleCustomerEventsDocument = {"__meta__":{"hash":"sha256:78398ec2d6b0cd562b1242adffe7579eadccf3312e9c8a4e408fa64a94174e2e"},"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"ConsoleCustomerEvents"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"id"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"order"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"id"},"value":{"kind":"Variable","name":{"kind":"Name","value":"id"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"events"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"actor"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"kind"}},{"kind":"Field","name":{"kind":"Name","value":"id"}}]}}]}}]}}]}}]} as unknown as DocumentNode<ConsoleCustomerEventsQuery, ConsoleCustomerEventsQueryVariables>;
+export const ConsoleSettledLettersDocument = {"__meta__":{"hash":"sha256:9c06d7ef011e85facd4bb07ca81c103d3de30fe18296ec65040a068f346ff0ca"},"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"ConsoleSettledLetters"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"deadLetters"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"includeReplayed"},"value":{"kind":"BooleanValue","value":true}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"orderId"}},{"kind":"Field","name":{"kind":"Name","value":"replayedAt"}},{"kind":"Field","name":{"kind":"Name","value":"settledAt"}}]}}]}}]} as unknown as DocumentNode<ConsoleSettledLettersQuery, ConsoleSettledLettersQueryVariables>;
 export const AllDeadLettersDocument = {"__meta__":{"hash":"sha256:a9f1b88fd2c94c2f978f803228a37246a8dbe19050b63965a44d8f6b309a055e"},"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"AllDeadLetters"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"deadLetters"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"includeReplayed"},"value":{"kind":"BooleanValue","value":true}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"consumer"}},{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"orderId"}},{"kind":"Field","name":{"kind":"Name","value":"replayedAt"}},{"kind":"Field","name":{"kind":"Name","value":"settledAt"}}]}}]}}]} as unknown as DocumentNode<AllDeadLettersQuery, AllDeadLettersQueryVariables>;
 export const ReplayDeadLetterDocument = {"__meta__":{"hash":"sha256:b423667111ae92a1ff84ff3d30649e8ab4ec3dd938e3dee2a3bae0224e061441"},"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"mutation","name":{"kind":"Name","value":"ReplayDeadLetter"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"id"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"replayDeadLetter"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"id"},"value":{"kind":"Variable","name":{"kind":"Name","value":"id"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"replayedAt"}}]}}]}}]} as unknown as DocumentNode<ReplayDeadLetterMutation, ReplayDeadLetterMutationVariables>;
 export const ParkedEventsDocument = {"__meta__":{"hash":"sha256:2f25b1f8dace29f8bb207bc60b1aa57ad6603e4b07fe62d332c2de1627f365fc"},"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"ParkedEvents"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"parkedEvents"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"orderId"}},{"kind":"Field","name":{"kind":"Name","value":"error"}},{"kind":"Field","name":{"kind":"Name","value":"payloadBytes"}},{"kind":"Field","name":{"kind":"Name","value":"parkedAt"}}]}}]}}]} as unknown as DocumentNode<ParkedEventsQuery, ParkedEventsQueryVariables>;
