@@ -71,6 +71,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         url: config.natsUrl,
         prefix: config.natsPrefix,
         duplicateWindowMs: config.natsDuplicateWindowMs,
+        limits: {
+          replicas: config.natsReplicas,
+          maxAgeMs: config.natsMaxAgeMs,
+          maxBytes: config.natsMaxBytes,
+        },
         logger,
       })
     : new InProcessBus();

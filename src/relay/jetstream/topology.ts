@@ -4,6 +4,7 @@ import {
   type ConsumerConfig,
   type ConsumerInfo,
   DeliverPolicy,
+  DiscardPolicy,
   JetStreamApiError,
   RetentionPolicy,
   StorageType,
@@ -11,6 +12,22 @@ import {
 import { nanos } from "@nats-io/transport-node";
 import type { BusEvent } from "../bus.ts";
 import type { BusLogger, Clients } from "./connection.ts";
+
+/** What the stream keeps, and on how many servers. */
+export interface StreamLimits {
+  /** Servers of a cluster that each hold the stream (1, 3 or 5); its consumers inherit it. */
+  replicas: number;
+  /** Events older than this are removed: the reach of a resume and of a listener that starts late. */
+  maxAgeMs: number;
+  /** The oldest events go first past this size; undefined: no limit but the age. */
+  maxBytes: number | undefined;
+}
+
+export const defaultStreamLimits: StreamLimits = {
+  replicas: 1,
+  maxAgeMs: 7 * 24 * 3_600_000,
+  maxBytes: undefined,
+};
 
 /** Server code for "stream name already in use with a different configuration". */
 const streamNameInUse = 10058;
@@ -27,6 +44,7 @@ export class Topology {
     readonly prefix: string,
     readonly duplicateWindowMs: number,
     private readonly log: BusLogger,
+    readonly limits: StreamLimits = defaultStreamLimits,
   ) {
     if (!/^\w+$/.test(prefix)) throw new Error(`invalid bus prefix: ${prefix}`);
     this.stream = `${prefix}_events`;
@@ -77,6 +95,10 @@ export class Topology {
     const config = {
       subjects: [this.subjects],
       duplicate_window: nanos(this.duplicateWindowMs),
+      num_replicas: this.limits.replicas,
+      max_age: nanos(this.limits.maxAgeMs),
+      max_bytes: this.limits.maxBytes ?? -1,
+      discard: DiscardPolicy.Old,
     };
     try {
       // Creating with an identical config succeeds, so processes starting together all get here.
@@ -88,10 +110,25 @@ export class Topology {
       });
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === streamNameInUse)) throw err;
-      // It exists with other settings (an older version, or limits set by an operator): keep those,
-      // bring ours in.
+      // It exists with other settings (an older version, or other limits or replicas): ours are the
+      // configuration's, so they are brought in; its other settings stay.
+      const before = (await jsm.streams.info(this.stream)).config;
       await jsm.streams.update(this.stream, config);
-      this.log.info({ stream: this.stream }, "bus: stream updated");
+      const changed = {
+        replicas: [before.num_replicas, config.num_replicas],
+        maxAgeMs: [before.max_age / 1e6, this.limits.maxAgeMs],
+        maxBytes: [before.max_bytes, config.max_bytes],
+        duplicateWindowMs: [before.duplicate_window / 1e6, this.duplicateWindowMs],
+      };
+      this.log.info(
+        {
+          stream: this.stream,
+          changed: Object.fromEntries(Object.entries(changed).filter(([, [was, now]]) => was !== now)),
+        },
+        before.num_replicas === config.num_replicas
+          ? "bus: stream updated"
+          : `bus: stream updated from ${before.num_replicas} to ${config.num_replicas} replicas (the servers copy it over in the background)`,
+      );
     }
   }
 
