@@ -26,7 +26,7 @@ export interface Config {
   natsMaxBytes: number | undefined;
   /** How long inbox rows and module notes are kept: the deduplication horizon, at least the stream's max age. */
   inboxRetentionMs: number;
-  /** How often the relay role sweeps what is past the horizon; 0: never. Default 1 h. */
+  /** How often the orders role sweeps what is past the horizon; 0: never. Default 1 h. */
   retentionSweepMs: number;
   /** Unset: a random secret for this run. */
   jwtSecret: string | undefined;

@@ -25,6 +25,7 @@ import { CompletionSweep } from "./statemachine/completion-sweep.ts";
 import type { ModuleDefinition } from "./statemachine/module.ts";
 import { moduleListener } from "./statemachine/module-listener.ts";
 import { ordersListener } from "./statemachine/orders-listener.ts";
+import { RetentionSweep } from "./statemachine/retention.ts";
 
 export interface ServiceOptions {
   config: Config;
@@ -110,7 +111,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     : undefined;
   if (notifier) listeners.push(notifier.listener);
   if (bus.kind === "in-process") {
-    const marked = await republishUnhandled(database.db, listeners);
+    const marked = await republishUnhandled(
+      database.db,
+      listeners,
+      new Date(Date.now() - config.inboxRetentionMs),
+    );
     if (marked > 0)
       logger.info({ events: marked }, "handing events not yet handled before the restart to the new bus");
   }
@@ -128,6 +133,16 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     });
     sweep.start();
     stops.push(() => sweep.stop());
+    if (config.retentionSweepMs > 0) {
+      const retention = new RetentionSweep({
+        db: database.db,
+        logger,
+        inboxRetentionMs: config.inboxRetentionMs,
+        intervalMs: config.retentionSweepMs,
+      });
+      retention.start();
+      stops.push(() => retention.stop());
+    }
   }
   if (notifier) {
     await notifier.sender.start();
@@ -174,6 +189,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         audience: config.gateway.jwtAudience,
       }),
       commands: { db: database.db, modules, requiredForCompletion: config.modulesRequiredForCompletion },
+      inboxRetentionMs: config.inboxRetentionMs,
     });
     await new Promise<void>((resolve) => gateway.server.listen(config.port, resolve));
     port = (gateway.server.address() as AddressInfo).port;

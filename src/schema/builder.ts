@@ -25,6 +25,8 @@ export interface Context {
   /** The SSE Last-Event-ID header: a browser's EventSource resumes with it as `after`. */
   lastEventId?: string;
   logger: Logger;
+  /** The deduplication horizon (INBOX_RETENTION_HOURS): events older than this may be unknown to inboxes. */
+  inboxRetentionMs: number;
 }
 
 /**

@@ -8,6 +8,7 @@ import { addOrders } from "./order.ts";
 import { addParkedEvents } from "./parked-events.ts";
 import { addProducts } from "./product.ts";
 import { addReports } from "./reports.ts";
+import { addRepublish } from "./republish.ts";
 import { addSubscription } from "./subscription.ts";
 
 /**
@@ -24,5 +25,6 @@ export function schemaFor(modules: readonly ModuleDefinition[]): GraphQLSchema {
   addSubscription(builder, orders);
   addDeadLetters(builder, orders);
   addParkedEvents(builder);
+  addRepublish(builder);
   return lexicographicSortSchema(builder.toSchema());
 }
