@@ -1,0 +1,208 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { modules } from "../src/modules/index.ts";
+import { notifierListener } from "../src/modules/notifier/listener.ts";
+import { moduleListener } from "../src/statemachine/module-listener.ts";
+import { ordersListener } from "../src/statemachine/orders-listener.ts";
+import { createTestDatabase, testPrefix } from "./support/database.ts";
+import { type NatsCluster, startCluster } from "./support/private-nats.ts";
+import { sagaClient } from "./support/saga.ts";
+import { liveSubscriptions, tokens } from "./support/service.ts";
+import { completedLifecycle, subscriber } from "./support/subscriber.ts";
+import { eventually } from "./support/wait.ts";
+
+const root = join(import.meta.dirname, "..");
+const orders = 120;
+
+/** `npm start` with every role, as one of several instances on one database and one cluster. */
+class Instance {
+  readonly child: ChildProcess;
+  readonly dataDir = mkdtempSync(join(tmpdir(), "cluster-instance-"));
+  output = "";
+
+  constructor(env: Record<string, string>) {
+    this.child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      cwd: root,
+      env: { ...process.env, ...env, DATA_DIR: this.dataDir, PORT: "0", LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const keep = (chunk: Buffer) => {
+      this.output += chunk.toString();
+    };
+    this.child.stdout!.on("data", keep);
+    this.child.stderr!.on("data", keep);
+  }
+
+  async url(): Promise<string> {
+    const url = await eventually(
+      () => {
+        if (this.child.exitCode !== null) throw new Error(`exited: ${this.output}`);
+        return /"msg":"GraphQL on (http:\/\/localhost:\d+\/graphql)"/.exec(this.output)?.[1];
+      },
+      { what: "the instance to start", timeoutMs: 60_000 },
+    );
+    return url.replace("localhost", "127.0.0.1");
+  }
+
+  mails(): string[] {
+    try {
+      return readdirSync(join(this.dataDir, "mail")).filter((f) => f.endsWith(".eml"));
+    } catch {
+      return [];
+    }
+  }
+}
+
+/**
+ * Two instances of the service (each every role: gateway, relay, listeners,
+ * notifier) on a three-node JetStream cluster, the stream on three replicas.
+ * Orders are placed and paid through both gateways while the node leading
+ * the stream is SIGKILLed and started again. Afterwards: every order
+ * completed, every listener has every event of its types in its inbox and
+ * did its work once, two emails per order, and a subscriber on each gateway
+ * saw each order's changes once, in order.
+ */
+describe("a three-node NATS cluster losing a node under load", () => {
+  let cluster: NatsCluster;
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let client: pg.Client;
+  const instances: Instance[] = [];
+  const prefix = testPrefix();
+
+  beforeAll(async () => {
+    cluster = await startCluster(3);
+    if ("skip" in cluster) return;
+    db = await createTestDatabase();
+    client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const env = {
+      DATABASE_URL: db.url,
+      NATS_URL: cluster.urls.join(","),
+      NATS_PREFIX: prefix,
+      NATS_REPLICAS: "3",
+      JWT_SECRET: "test-secret-not-for-production",
+      RATE_LIMIT_PER_MINUTE: "100000",
+    };
+    instances.push(new Instance(env));
+    // The first one's migrations run before the second starts (it would queue on their lock anyway).
+    await instances[0]!.url();
+    instances.push(new Instance(env));
+    await instances[1]!.url();
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const instance of instances) if (instance.child.exitCode === null) instance.child.kill("SIGKILL");
+    await client?.end();
+    await db?.drop();
+    if (cluster && !("skip" in cluster)) await cluster.stop();
+  });
+
+  it("loses nothing and doubles nothing when the stream's leader is killed and restarted", async (context) => {
+    if ("skip" in cluster) return context.skip(cluster.skip);
+    const nc = await connect({ servers: cluster.urls });
+    const jsm = await jetstreamManager(nc);
+    const stream = await jsm.streams.info(`${prefix}_events`);
+    expect(stream.config.num_replicas).toBe(3);
+    expect(stream.cluster?.replicas).toHaveLength(2);
+
+    const urls = await Promise.all(instances.map((i) => i.url()));
+    const watchers = await Promise.all(
+      urls.map(async (url) => {
+        const watcher = subscriber(url, await tokens.admin());
+        await liveSubscriptions(url);
+        return watcher;
+      }),
+    );
+    const sagas = urls.map((url) => sagaClient(url));
+
+    // Eight clients at once, taking turns between the gateways; digital and digital-plus-subscription orders.
+    const placed: { id: string }[] = [];
+    let next = 0;
+    const client8 = async (worker: number) => {
+      while (next < orders) {
+        const n = next++;
+        const saga = sagas[(worker + n) % sagas.length]!;
+        placed.push(await saga.placeAndConfirm(n % 2 === 0 ? ["EBOOK-1"] : ["EBOOK-1", "BOX-MONTHLY"]));
+      }
+    };
+    const load = Promise.all(Array.from({ length: 8 }, (_, w) => client8(w)));
+
+    await eventually(() => placed.length >= orders / 3, { what: "a third of the orders", timeoutMs: 60_000 });
+    const leader = (await jsm.streams.info(`${prefix}_events`)).cluster?.leader;
+    const victim = cluster.nodes.find((n) => n.name === leader)!;
+    expect(victim).toBeDefined();
+    await nc.close();
+    await victim.kill();
+    const killedAt = placed.length;
+    await new Promise((r) => setTimeout(r, 3_000));
+    await victim.start();
+    await load;
+    // Orders went on being placed while the node was away.
+    expect(placed.length).toBe(orders);
+    expect(killedAt).toBeLessThan(orders);
+
+    const count = async (text: string) => Number((await client.query(text)).rows[0].n);
+    await eventually(
+      async () =>
+        (await count("select count(*) as n from sales_orders where status = 'completed'")) === orders,
+      {
+        what: `${orders} orders completed`,
+        timeoutMs: 60_000,
+      },
+    );
+    await eventually(
+      async () =>
+        (await count("select count(*) as n from order_events where published_at is null")) === 0 &&
+        (await count("select count(*) as n from notifications where status <> 'sent'")) === 0,
+      { what: "the outbox and the mail to drain", timeoutMs: 30_000 },
+    );
+
+    // Nothing lost: every listener has every event of its types in its inbox (and nothing in dead letters).
+    const listeners = [
+      ordersListener(modules),
+      ...modules.map(moduleListener),
+      notifierListener({ mailFrom: "x@y" }),
+    ];
+    for (const listener of listeners) {
+      const missing = await count(
+        `select count(*) as n from order_events e where e.type = any('{${listener.types.join(",")}}')
+          and not exists (select 1 from processed_events p where p.consumer = '${listener.name}' and p.event_id = e.id)`,
+      );
+      expect(missing, `${listener.name}: events not in its inbox`).toBe(0);
+    }
+    expect(await count("select count(*) as n from dead_letters")).toBe(0);
+
+    // Nothing doubled: one lifecycle per order, one invoice each (numbers without gaps), one subscription row
+    // per subscription order, two emails per order across both instances.
+    const lifecycles = await client.query(
+      "select order_id, array_agg(payload->>'to' order by seq) as states from order_events where type = 'OrderStateChanged' group by order_id",
+    );
+    expect(lifecycles.rows).toHaveLength(orders);
+    for (const row of lifecycles.rows)
+      expect(row.states).toEqual(["pending", "confirmed", "fulfilling", "completed"]);
+    expect(await count("select count(*) as n from finance_invoices where state = 'paid'")).toBe(orders);
+    expect(await count("select last as n from finance_invoice_counter")).toBe(orders);
+    expect(await count("select count(*) as n from subscription_contracts where state = 'active'")).toBe(
+      orders / 2,
+    );
+    expect(instances.flatMap((i) => i.mails())).toHaveLength(2 * orders);
+
+    // Every subscriber, on either gateway, saw each order's changes once and in order.
+    for (const watcher of watchers) {
+      await eventually(() => placed.every((o) => watcher.of(o.id).length >= 4), {
+        what: "every change on both gateways",
+        timeoutMs: 30_000,
+      });
+      for (const order of placed) expect(watcher.of(order.id)).toEqual(completedLifecycle);
+      expect(new Set(watcher.changes.map((c) => c.eventId)).size).toBe(watcher.changes.length);
+      expect(watcher.failure()).toBeUndefined();
+      watcher.close();
+    }
+  }, 150_000);
+});
