@@ -8,6 +8,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modules } from "../src/modules/index.ts";
 import { notifierListener } from "../src/modules/notifier/listener.ts";
+import { JetStreamBus } from "../src/relay/jetstream-bus.ts";
 import { moduleListener } from "../src/statemachine/module-listener.ts";
 import { ordersListener } from "../src/statemachine/orders-listener.ts";
 import { createTestDatabase, testPrefix } from "./support/database.ts";
@@ -89,6 +90,10 @@ describe("a three-node NATS cluster losing a node under load", () => {
       JWT_SECRET: "test-secret-not-for-production",
       RATE_LIMIT_PER_MINUTE: "100000",
     };
+    // The stream as a one-replica deployment left it: the instances bring it to three.
+    const single = new JetStreamBus({ url: cluster.urls, prefix, limits: { replicas: 1 } });
+    await single.start();
+    await single.close();
     instances.push(new Instance(env));
     // The first one's migrations run before the second starts (it would queue on their lock anyway).
     await instances[0]!.url();
@@ -110,6 +115,7 @@ describe("a three-node NATS cluster losing a node under load", () => {
     const stream = await jsm.streams.info(`${prefix}_events`);
     expect(stream.config.num_replicas).toBe(3);
     expect(stream.cluster?.replicas).toHaveLength(2);
+    expect(instances[0]!.output).toContain("stream updated from 1 to 3 replicas");
 
     const urls = await Promise.all(instances.map((i) => i.url()));
     const watchers = await Promise.all(
