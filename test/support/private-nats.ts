@@ -121,7 +121,10 @@ export async function startCluster(size = 3): Promise<NatsCluster> {
   };
   try {
     await Promise.all(nodes.map((n) => n.start()));
-    await untilJetStreamAnswers(nodes.map((n) => n.url));
+    await untilJetStreamAnswers(
+      nodes.map((n) => n.url),
+      size,
+    );
   } catch (error) {
     await stop();
     throw error;
@@ -129,18 +132,24 @@ export async function startCluster(size = 3): Promise<NatsCluster> {
   return { urls: nodes.map((n) => n.url), version: binary.version, nodes, stop };
 }
 
-/** Until the cluster's JetStream answers an account request (it has elected its meta leader). */
-async function untilJetStreamAnswers(urls: string[]): Promise<void> {
+/**
+ * Until every node has joined JetStream: a stream on all of them can be
+ * created (an account request answers as soon as a meta leader is elected,
+ * which two nodes can do without the third).
+ */
+async function untilJetStreamAnswers(urls: string[], size: number): Promise<void> {
   const nc = await connect({ servers: urls });
   try {
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 30_000;
     for (;;) {
       try {
-        await (await jetstreamManager(nc)).getAccountInfo();
+        const jsm = await jetstreamManager(nc);
+        await jsm.streams.add({ name: "cluster_probe", subjects: ["cluster_probe"], num_replicas: size });
+        await jsm.streams.delete("cluster_probe");
         return;
       } catch (error) {
         if (Date.now() > deadline) throw error;
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, 200));
       }
     }
   } finally {
