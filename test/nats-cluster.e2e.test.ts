@@ -85,6 +85,11 @@ describe("a three-node NATS cluster losing a node under load", () => {
     const stream = await jsm.streams.info(`${prefix}_events`);
     expect(stream.config.num_replicas).toBe(3);
     expect(stream.cluster?.replicas).toHaveLength(2);
+    // A process started without NATS_REPLICAS (a rolling deploy, a tool) does not take copies away.
+    const forgetful = new JetStreamBus({ url: cluster.urls, prefix, limits: { replicas: 1 } });
+    await forgetful.start();
+    await forgetful.close();
+    expect((await jsm.streams.info(`${prefix}_events`)).config.num_replicas).toBe(3);
 
     const urls = instances.map((i) => i.url!);
     const watchers = await Promise.all(

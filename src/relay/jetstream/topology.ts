@@ -110,24 +110,32 @@ export class Topology {
       });
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === streamNameInUse)) throw err;
-      // It exists with other settings (an older version, or other limits or replicas): ours are the
-      // configuration's, so they are brought in; its other settings stay.
+      // It exists with other settings (an older version, other limits, fewer replicas): the
+      // configuration's limits are brought in, its other settings stay.
       const before = (await jsm.streams.info(this.stream)).config;
-      await jsm.streams.update(this.stream, config);
-      const changed = {
-        replicas: [before.num_replicas, config.num_replicas],
-        maxAgeMs: [before.max_age / 1e6, this.limits.maxAgeMs],
-        maxBytes: [before.max_bytes, config.max_bytes],
-        duplicateWindowMs: [before.duplicate_window / 1e6, this.duplicateWindowMs],
-      };
+      // Replicas only go up by themselves: a process started without NATS_REPLICAS (a rolling deploy,
+      // a one-off tool) must not take a cluster's copies away. Lowering them is an operator's act.
+      const replicas = Math.max(before.num_replicas, config.num_replicas);
+      if (replicas > config.num_replicas)
+        this.log.warn(
+          { stream: this.stream, replicas: before.num_replicas, configured: config.num_replicas },
+          `bus: the stream has ${before.num_replicas} replicas, more than NATS_REPLICAS (${config.num_replicas}); keeping ${before.num_replicas} (lower them with \`nats stream edit\` if that is meant)`,
+        );
+      const wanted = { ...config, num_replicas: replicas };
+      const changed = Object.fromEntries(
+        Object.entries({
+          replicas: [before.num_replicas, replicas],
+          maxAgeMs: [before.max_age / 1e6, this.limits.maxAgeMs],
+          maxBytes: [before.max_bytes, wanted.max_bytes],
+          duplicateWindowMs: [before.duplicate_window / 1e6, this.duplicateWindowMs],
+        }).filter(([, [was, now]]) => was !== now),
+      );
+      await jsm.streams.update(this.stream, wanted);
       this.log.info(
-        {
-          stream: this.stream,
-          changed: Object.fromEntries(Object.entries(changed).filter(([, [was, now]]) => was !== now)),
-        },
-        before.num_replicas === config.num_replicas
+        { stream: this.stream, changed },
+        before.num_replicas === replicas
           ? "bus: stream updated"
-          : `bus: stream updated from ${before.num_replicas} to ${config.num_replicas} replicas (the servers copy it over in the background)`,
+          : `bus: stream updated from ${before.num_replicas} to ${replicas} replicas (the servers copy it over in the background)`,
       );
     }
   }
