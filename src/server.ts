@@ -158,7 +158,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       onPublished: (events) => {
         metrics.published.inc(events.length);
         const now = Date.now();
-        // A replay (republishEvents, a dead letter) occurred long ago: its age is no publishing lag.
+        // A replay (republishEvents, an embedded bus restarted) occurred long ago: its age is no publishing lag.
         for (const e of events)
           if (!e.replay) metrics.publishLag.observe((now - Date.parse(e.occurredAt)) / 1000);
       },
