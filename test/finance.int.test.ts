@@ -124,12 +124,21 @@ describe("Finance", () => {
       .where(eq(orderEvents.orderId, orderId))
       .orderBy(orderEvents.seq);
     expect(events.map((e) => e.type)).toEqual(["InvoiceIssued", "InvoicePaid"]);
+    // The row only passed through issued; both events name the order's modules, as the confirmation did.
     expect(events[0]!.payload).toMatchObject({
       state: "issued",
       version: 1,
       invoice: { number: invoice!.invoiceNumber },
+      passing: true,
+      involvedModules: ["finance"],
     });
-    expect(events[1]!.payload).toMatchObject({ state: "paid", from: "issued", version: 2 });
+    expect(events[1]!.payload).toMatchObject({
+      state: "paid",
+      from: "issued",
+      version: 2,
+      involvedModules: ["finance"],
+    });
+    expect(events[1]!.payload).not.toHaveProperty("passing");
 
     // The InvoiceIssued coming back, and a repeated OrderConfirmed, change nothing.
     await handle(event("InvoiceIssued", orderId, events[0]!.payload));

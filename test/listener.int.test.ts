@@ -264,6 +264,29 @@ describe("the listener runner", () => {
     expect(inbox).toHaveLength(0);
   });
 
+  it("skips a first delivery its listener says has nothing for it, without an inbox row; handles one that came before", async () => {
+    const deps: ListenerDeps = { db: database.db, bus, logger };
+    const skipping: Listener = { ...counting("skipping"), skips: (e) => e.payload.skip === true };
+    const skipped = { ...event("Fine"), payload: { skip: true } };
+    await deliver(deps, skipping, { event: skipped, attempt: 1, sequence: 1 });
+    const inbox = () =>
+      database.db.select().from(processedEvents).where(eq(processedEvents.consumer, "skipping"));
+    expect(await inbox()).toHaveLength(0);
+    expect(await effects("skipping", skipped.id)).toBe(0);
+    // A redelivery may have failures or a dead letter of an earlier version to settle: it is handled.
+    await deliver(deps, skipping, { event: skipped, attempt: 2, sequence: 1 });
+    expect(await effects("skipping", skipped.id)).toBe(1);
+    // In a batch, the skipped one is left out and its neighbour handled.
+    const [other, fine] = [{ ...event("Fine"), payload: { skip: true } }, event("Fine")];
+    await deliverBatch(deps, skipping, [
+      { event: other, attempt: 1, sequence: 2 },
+      { event: fine, attempt: 1, sequence: 3 },
+    ]);
+    expect((await inbox()).map((r) => r.eventId).sort()).toEqual([skipped.id, fine.id].sort());
+    expect(await effects("skipping", other.id)).toBe(0);
+    expect(await effects("skipping", fine.id)).toBe(1);
+  });
+
   describe("in batches", () => {
     type Outcomes = { listener: string; eventId: string; outcome: string }[];
     /** The runner's deps on an in-process bus of its own, counting the transactions it opens. */

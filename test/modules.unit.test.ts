@@ -5,8 +5,10 @@ import { modules } from "../src/modules/index.ts";
 import { logistics } from "../src/modules/logistics/index.ts";
 import { progressTransitions } from "../src/modules/progress.ts";
 import { travelium } from "../src/modules/travelium/index.ts";
-import { isEventType, parseEvent } from "../src/statemachine/events.ts";
+import { type DomainEvent, isEventType, parseEvent } from "../src/statemachine/events.ts";
 import { moduleStatesBefore } from "../src/statemachine/module.ts";
+import { decideModule, moduleSkips } from "../src/statemachine/module-decide.ts";
+import { invoiceIssued, invoicePaid, orderCancelled, orderConfirmed } from "./support/decider.ts";
 
 describe("Finance's decisions", () => {
   it("numbers invoices INV-000001, INV-000002, ...", () => {
@@ -72,5 +74,36 @@ describe("the module list", () => {
     expect(involved(["digital"])).toEqual(["finance"]);
     expect(involved(["physical", "travel"])).toEqual(["finance", "logistics", "travelium"]);
     expect(involved(["subscription"])).toEqual(["finance", "subscription"]);
+  });
+
+  it("has a module the order does not involve skip its confirmation, and decide nothing on it", () => {
+    const digital = orderConfirmed("digital");
+    const skipping = modules.filter((m) => moduleSkips(m, digital)).map((m) => m.name);
+    expect(skipping).toEqual(["logistics", "travelium", "subscription"]);
+    for (const module of modules) {
+      // Even with a note that would otherwise have it act at once.
+      const state = { row: undefined, notes: new Set(["cancelled", "invoice-paid"]) };
+      if (skipping.includes(module.name)) expect(decideModule(module, digital, state)).toEqual([]);
+    }
+    const mixed = orderConfirmed("physical", "travel", "subscription");
+    expect(modules.filter((m) => moduleSkips(m, mixed))).toEqual([]);
+    expect(modules.some((m) => moduleSkips(m, orderCancelled()))).toBe(false);
+  });
+
+  it("has a module skip the row events of an order that does not involve it, and its own row's passing states", () => {
+    const skipping = (event: DomainEvent) => modules.filter((m) => moduleSkips(m, event)).map((m) => m.name);
+    const paid = invoicePaid();
+    expect(skipping(paid)).toEqual([]);
+    expect(skipping({ ...paid, payload: { ...paid.payload, involvedModules: ["finance"] } })).toEqual([
+      "logistics",
+      "travelium",
+      "subscription",
+    ]);
+    expect(
+      skipping({ ...paid, payload: { ...paid.payload, involvedModules: ["finance", "subscription"] } }),
+    ).toEqual(["logistics", "travelium"]);
+    const issued = invoiceIssued();
+    expect(skipping(issued)).toEqual([]);
+    expect(skipping({ ...issued, payload: { ...issued.payload, passing: true } })).toEqual(["finance"]);
   });
 });

@@ -4,8 +4,8 @@ import type { Db } from "../src/db/database.ts";
 import { invoiceIssued } from "../src/modules/notifier/listener.ts";
 import { notifications } from "../src/modules/notifier/table.ts";
 import { orderEvents, processedEvents } from "../src/relay/tables.ts";
-import { orderStateChanged } from "../src/statemachine/transition.ts";
 import { createTestDatabase, testPrefix } from "./support/database.ts";
+import { notifierRecords } from "./support/notifier.ts";
 import { sagaClient } from "./support/saga.ts";
 import { deleteStream, startTestService, type TestService } from "./support/service.ts";
 import { type SmtpTestServer, startSmtpServer } from "./support/smtp.ts";
@@ -50,12 +50,7 @@ describe("the notifier after a cancel", () => {
         const events = await db
           .select({ id: orderEvents.id })
           .from(orderEvents)
-          .where(
-            and(
-              inArray(orderEvents.orderId, orderIds),
-              inArray(orderEvents.type, [orderStateChanged, invoiceIssued]),
-            ),
-          );
+          .where(and(inArray(orderEvents.orderId, orderIds), notifierRecords));
         const done = await db
           .select({ id: processedEvents.eventId })
           .from(processedEvents)

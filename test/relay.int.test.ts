@@ -1,11 +1,14 @@
 import { randomUUID } from "node:crypto";
+import { asc, eq } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../src/db/database.ts";
 import { createLogger } from "../src/log.ts";
 import type { Consumption } from "../src/relay/bus.ts";
 import { JetStreamBus } from "../src/relay/jetstream-bus.ts";
+import { enqueue } from "../src/relay/outbox.ts";
 import { Relay } from "../src/relay/relay.ts";
+import { orderEvents } from "../src/relay/tables.ts";
 import { createTestDatabase, natsUrl, testPrefix } from "./support/database.ts";
 import { deleteStream } from "./support/service.ts";
 import { eventually } from "./support/wait.ts";
@@ -80,6 +83,24 @@ describe("the outbox relay", () => {
     await db?.drop();
   });
 
+  it("writes a transaction's events to the outbox in the order given, with their payloads as given", async () => {
+    const database = await openDatabase({ url: db.url, dataDir: ".data/test" });
+    databases.push(database);
+    const orderId = randomUUID();
+    const events = Array.from({ length: 40 }, (_, i) => ({
+      type: `Step${i}`,
+      orderId,
+      payload: { i, text: `it's "quoted" \\ {braced}`, nested: { list: [i, null] } },
+    }));
+    const enqueued = await database.db.transaction((tx) => enqueue(tx, events));
+    const rows = await database.db
+      .select({ id: orderEvents.id, type: orderEvents.type, payload: orderEvents.payload })
+      .from(orderEvents)
+      .where(eq(orderEvents.orderId, orderId))
+      .orderBy(asc(orderEvents.seq));
+    expect(rows).toEqual(enqueued.map(({ id, type, payload }) => ({ id, type, payload })));
+  });
+
   it("publishes a row that a slow transaction commits after a newer one, and never a rolled-back one", async () => {
     const slow = await openTransaction();
     const fast = await openTransaction();
@@ -135,5 +156,53 @@ describe("the outbox relay", () => {
     await check.end();
     expect(rows).toHaveLength(ids.length);
     for (const row of rows) expect(Number(row.stream_seq)).toBe(sequences.get(row.id));
+  });
+});
+
+describe("a relay woken by a commit", () => {
+  it("publishes what the commit wrote in one transaction, with no empty round after it", async () => {
+    const db = await createTestDatabase();
+    const prefix = testPrefix();
+    const database = await openDatabase({ url: db.url, dataDir: ".data/test" });
+    const bus = new JetStreamBus({ url: natsUrl, prefix, logger });
+    await bus.start();
+    let transactions = 0;
+    const counted = new Proxy(database.db, {
+      get(target, property, receiver) {
+        if (property !== "transaction") return Reflect.get(target, property, receiver);
+        return (...args: Parameters<typeof target.transaction>) => {
+          transactions++;
+          return target.transaction(...args);
+        };
+      },
+    });
+    // Polls far apart: only the start and the NOTIFY wake it.
+    const relay = new Relay({ ...database, db: counted }, bus, logger, { pollMs: 60_000 });
+    try {
+      await relay.start();
+      await eventually(() => transactions === 1, { what: "the first look at the outbox" });
+      const orderId = randomUUID();
+      await database.db.transaction((tx) =>
+        enqueue(
+          tx,
+          [1, 2, 3].map((i) => ({ type: `Step${i}`, orderId, payload: {} })),
+        ),
+      );
+      await eventually(
+        async () => {
+          const rows = await database.db.select().from(orderEvents).where(eq(orderEvents.orderId, orderId));
+          return rows.every((r) => r.publishedAt !== null);
+        },
+        { what: "the three events published" },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(transactions).toBe(2);
+    } finally {
+      await relay.stop();
+      await bus.close();
+      await database.close();
+      await deleteStream(prefix);
+      await db.drop();
+    }
   });
 });

@@ -1,4 +1,5 @@
-import type { Db, Tx } from "../db/database.ts";
+import { sql } from "drizzle-orm";
+import { type Db, query, type Tx } from "../db/database.ts";
 import type { Logger } from "../log.ts";
 import {
   type Bus,
@@ -41,6 +42,14 @@ export interface Listener {
    * one statement and in a fixed order, so two batches never deadlock.
    */
   prepare?(tx: Tx, events: BusEvent[]): Promise<void>;
+  /**
+   * True when the event alone shows there is nothing to do (a module the
+   * order does not involve): a first delivery is then acknowledged without a
+   * transaction or an inbox row, as it has no effect to make once. Pure, and
+   * false when unsure; an event it cannot read goes to handle(), which
+   * dead-letters it.
+   */
+  skips?(event: BusEvent): boolean;
 }
 
 export interface RetryPolicy {
@@ -80,18 +89,14 @@ export interface ListenerDeps {
 export async function deliver(deps: ListenerDeps, listener: Listener, delivery: Delivery): Promise<Outcome> {
   const { event, attempt } = delivery;
   // A dead-letter replay is for the consumers that gave up on the event; the others have had it.
-  if (!hears(listener, event)) return { kind: "done" };
+  if (!hears(listener, delivery)) return { kind: "done" };
   const retry = deps.retry ?? defaultRetryPolicy;
   // Only an event that came before, or a replay, can have failures or dead letters to settle:
   // a first delivery skips the two statements.
   const seenBefore = attempt > 1 || event.replay !== undefined;
   try {
     const applied = await deps.db.transaction(async (tx) => {
-      const fresh = await tx
-        .insert(processedEvents)
-        .values({ consumer: listener.name, eventId: event.id })
-        .onConflictDoNothing()
-        .returning({ eventId: processedEvents.eventId });
+      const fresh = await recordInInbox(tx, listener.name, [event.id]);
       if (fresh.length > 0) await listener.handle(tx, event);
       if (seenBefore) await settle(tx, listener.name, event.id);
       return fresh.length > 0;
@@ -134,6 +139,20 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
   }
 }
 
+/**
+ * Records the events in the consumer's inbox; answers those it did not hold
+ * yet. One array parameter, whatever the batch's size.
+ */
+async function recordInInbox(tx: Tx, consumer: string, eventIds: string[]): Promise<string[]> {
+  const rows = await query<{ event_id: string }>(
+    tx,
+    sql`insert into ${processedEvents} (consumer, event_id)
+      select ${consumer}, unnest(${`{${eventIds.join(",")}}`}::uuid[])
+      on conflict do nothing returning event_id`,
+  );
+  return rows.map((row) => row.event_id);
+}
+
 /** The error and its causes: the query builder wraps the database's own message, the one an operator needs. */
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
@@ -155,7 +174,7 @@ export async function deliverBatch(
   deliveries: Delivery[],
 ): Promise<Outcome[]> {
   const outcomes: Outcome[] = deliveries.map(() => ({ kind: "done" }));
-  const mine = deliveries.flatMap((delivery, index) => (hears(listener, delivery.event) ? [index] : []));
+  const mine = deliveries.flatMap((delivery, index) => (hears(listener, delivery) ? [index] : []));
   if (mine.length === 0) return outcomes;
   if (mine.length === 1) {
     outcomes[mine[0]!] = await deliver(deps, listener, deliveries[mine[0]!]!);
@@ -165,13 +184,8 @@ export async function deliverBatch(
   let applied: Set<string>;
   try {
     applied = await deps.db.transaction(async (tx) => {
-      const ids = [...new Set(batch.map((d) => d.event.id))];
-      const fresh = await tx
-        .insert(processedEvents)
-        .values(ids.map((eventId) => ({ consumer: listener.name, eventId })))
-        .onConflictDoNothing()
-        .returning({ eventId: processedEvents.eventId });
-      const pending = new Set(fresh.map((row) => row.eventId));
+      const fresh = await recordInInbox(tx, listener.name, [...new Set(batch.map((d) => d.event.id))]);
+      const pending = new Set(fresh);
       const handled = new Set<string>();
       const events = batch.map((d) => d.event).filter((e) => pending.has(e.id));
       if (events.length > 0) await listener.prepare?.(tx, events);
@@ -198,9 +212,15 @@ export async function deliverBatch(
   return outcomes;
 }
 
-/** Whether the listener hears the event: its type, and on a dead-letter replay only the consumers that gave up on it. */
-function hears(listener: Listener, event: BusEvent): boolean {
-  return listener.types.includes(event.type) && (!event.replayFor || event.replayFor.includes(listener.name));
+/**
+ * Whether the listener hears the delivery: its type, on a dead-letter replay
+ * only the consumers that gave up on it, and not a first delivery it skips
+ * (one that came before may have failures or a dead letter to settle).
+ */
+function hears(listener: Listener, { event, attempt }: Delivery): boolean {
+  if (!listener.types.includes(event.type)) return false;
+  if (event.replayFor) return event.replayFor.includes(listener.name);
+  return !(attempt === 1 && event.replay === undefined && listener.skips?.(event));
 }
 
 export function runListener(deps: ListenerDeps, listener: Listener): Promise<Consumption> {

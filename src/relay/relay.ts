@@ -1,6 +1,6 @@
-import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists, sql } from "drizzle-orm";
-import { alias } from "drizzle-orm/pg-core";
+import { and, asc, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import { type Database, type Db, query, type Tx } from "../db/database.ts";
+import { wholeRow } from "../db/rows.ts";
 import type { Logger } from "../log.ts";
 import { type Bus, type BusEvent, publicationId } from "./bus.ts";
 import { outboxChannel } from "./outbox.ts";
@@ -153,7 +153,13 @@ export class Relay {
 
   private async drain(partition: number): Promise<void> {
     try {
-      while (!this.stopped && (await this.publishBatch(partition)) > 0) {}
+      // A batch that took fewer rows than it could took every row there was: a commit since then
+      // NOTIFYs, which runs the loop again, so no empty round is needed to find out.
+      for (;;) {
+        if (this.stopped) break;
+        const { settled, claimed } = await this.publishBatch(partition);
+        if (settled === 0 || claimed < this.batchSize) break;
+      }
     } catch (error) {
       // The rows stay unpublished; the next poll tries again.
       this.logger.warn({ err: String(error), partition }, "relay could not publish, will retry");
@@ -167,14 +173,18 @@ export class Relay {
     return window - window / 4;
   }
 
+  private get batchSize(): number {
+    return this.options.batchSize ?? 200;
+  }
+
   /**
    * One claimed batch: published, then marked, in one transaction. Returns how
-   * many rows it settled (published or parked); 0 when there is nothing to do.
+   * many rows it claimed and how many of them it settled (published or parked).
    */
-  async publishBatch(partition = 0): Promise<number> {
-    const { published, parked } = await this.database.db.transaction(async (tx) => {
+  async publishBatch(partition = 0): Promise<{ claimed: number; settled: number }> {
+    const { published, parked, claimed } = await this.database.db.transaction(async (tx) => {
       const rows = await this.claim(tx, partition);
-      if (rows.length === 0) return { published: [], parked: [] };
+      if (rows.length === 0) return { published: [], parked: [], claimed: 0 };
       const settled = await this.settledBefore(rows);
       const pending = rows.filter((row) => !settled.has(row));
       const outcome = await this.publishInOrder(pending);
@@ -182,7 +192,7 @@ export class Relay {
       const done = [...[...settled].map(([row, sequence]) => ({ row, sequence })), ...outcome.published];
       await mark(tx, done);
       await park(tx, outcome.parked);
-      return { published: done, parked: outcome.parked };
+      return { published: done, parked: outcome.parked, claimed: rows.length };
     });
     for (const { row } of published) this.acked.delete(publicationOf(row));
     for (const { row, error } of parked) {
@@ -192,7 +202,7 @@ export class Relay {
       );
     }
     if (published.length > 0) this.options.onPublished?.(published.map(({ row }) => toBusEvent(row)));
-    return published.length + parked.length;
+    return { claimed, settled: published.length + parked.length };
   }
 
   /**
@@ -214,32 +224,16 @@ export class Relay {
     );
     const slots = lock?.slots ?? [];
     if (slots.length === 0) return [];
-    const held = alias(orderEvents, "held");
-    const behindParked = tx
-      .select({ one: sql`1` })
-      .from(held)
-      .where(
-        and(
-          eq(held.orderId, orderEvents.orderId),
-          isNotNull(held.parkedAt),
-          isNull(held.publishedAt),
-          lt(held.seq, orderEvents.seq),
-        ),
-      );
-    return tx
-      .select()
-      .from(orderEvents)
-      .where(
-        and(
-          isNull(orderEvents.publishedAt),
-          isNull(orderEvents.parkedAt),
-          sql`(hashtext(${orderEvents.orderId}::text) & ${relaySlots - 1}) = any(${`{${slots.join(",")}}`}::int[])`,
-          notExists(behindParked),
-        ),
-      )
-      .orderBy(asc(orderEvents.seq))
-      .limit(this.options.batchSize ?? 200)
-      .for("update", { skipLocked: true });
+    // Not behind a parked event of its order; each order's rows in outbox order.
+    return eventRow.all(
+      tx,
+      sql`select ${eventRow.columns} from ${orderEvents} e
+        where e.published_at is null and e.parked_at is null
+          and (hashtext(e.order_id::text) & ${relaySlots - 1}) = any(${`{${slots.join(",")}}`}::int[])
+          and not exists (select 1 from ${orderEvents} held where held.order_id = e.order_id
+            and held.parked_at is not null and held.published_at is null and held.seq < e.seq)
+        order by e.seq limit ${this.batchSize} for update of e skip locked`,
+    );
   }
 
   /**
@@ -341,6 +335,9 @@ interface Loop {
   running: Promise<void> | undefined;
   again: boolean;
 }
+
+/** An outbox row, read by the claim's SQL template (see wholeRow). */
+const eventRow = wholeRow(orderEvents);
 
 /** Parks the events the bus refused for good, with their errors, in one statement. */
 async function park(tx: Tx, parked: Parked[]): Promise<void> {

@@ -4,8 +4,9 @@
  * them does a module's work.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { and, eq, inArray } from "drizzle-orm";
-import type { Db, Executor } from "../db/database.ts";
+import { and, eq, inArray, sql } from "drizzle-orm";
+import { type Db, type Executor, query } from "../db/database.ts";
+import { rowValues } from "../db/rows.ts";
 import { refuse } from "../errors.ts";
 import { enqueue } from "../relay/outbox.ts";
 import { products } from "./catalog.ts";
@@ -17,9 +18,10 @@ import {
   type PaymentCallback,
   type PlaceOrderCommand,
 } from "./decide.ts";
+import type { ConfirmedLine } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
 import { type OrderRow, orderLines, partnerReports, salesOrders } from "./tables.ts";
-import { cancelTransition, lockOrder, orderStateChanged, transitionOrder } from "./transition.ts";
+import { cancelTransition, lockOrder, orderRow, orderStateChanged, transitionOrder } from "./transition.ts";
 
 export interface CommandResult {
   order: OrderRow;
@@ -39,50 +41,57 @@ function requestHash(command: PlaceOrderCommand): string {
     .digest("hex");
 }
 
-/** Same customer and key: the same order and eventId come back; other input under the key is CONFLICT. */
+/**
+ * Same customer and key: the same order and eventId come back; other input
+ * under the key is CONFLICT. One transaction: the catalog read, the order, its
+ * lines and its events; the key's unique index tells a repeat, so a first
+ * placement does not look for an earlier one.
+ */
 export async function placeOrder(
   deps: CommandDeps,
   customerId: string,
   command: PlaceOrderCommand,
 ): Promise<CommandResult> {
   const hash = requestHash(command);
-  const earlier = await findByKey(deps.db, customerId, command.idempotencyKey);
-  if (earlier) return replayPlacement(earlier, hash);
-
-  const skus = [...new Set(command.lines.map((l) => l.sku))];
-  const rows =
-    skus.length > 0 ? await deps.db.select().from(products).where(inArray(products.sku, skus)) : [];
-  const catalog = new Map<string, CatalogProduct>(rows.map((p) => [p.sku, p]));
-  const placement = decidePlacement(command, catalog, deps.modules, deps.requiredForCompletion);
-
   const orderId = randomUUID();
   // The placement's eventId is its OrderStateChanged, so a client can subscribe `after` it.
   const placedEventId = randomUUID();
   return deps.db.transaction(async (tx) => {
-    const inserted = await tx
-      .insert(salesOrders)
-      .values({
-        id: orderId,
-        status: "pending",
-        customerId,
-        contactEmail: command.contactEmail,
-        totalAmount: placement.totalAmount,
-        currency: placement.currency,
-        requiredModules: placement.requiredModules,
-        involvedModules: placement.involvedModules,
-        idempotencyKey: command.idempotencyKey,
-        requestHash: hash,
-        placedEventId,
-        // Millisecond precision, like the cursors of the orders list that compare with it.
-        createdAt: new Date(),
-      })
-      .onConflictDoNothing()
-      .returning();
-    const order = inserted[0];
-    // A concurrent request with the same key won the race: answer with its order.
+    const skus = [...new Set(command.lines.map((l) => l.sku))];
+    const rows = skus.length > 0 ? await tx.select().from(products).where(inArray(products.sku, skus)) : [];
+    const catalog = new Map<string, CatalogProduct>(rows.map((p) => [p.sku, p]));
+    let placement: ReturnType<typeof decidePlacement>;
+    try {
+      placement = decidePlacement(command, catalog, deps.modules, deps.requiredForCompletion);
+    } catch (error) {
+      // A repeat is answered as the first time was, whatever the catalog says now.
+      const earlier = await findByKey(tx, customerId, command.idempotencyKey);
+      if (earlier) return replayPlacement(earlier, hash);
+      throw error;
+    }
+    const row = rowValues(salesOrders, {
+      id: orderId,
+      status: "pending",
+      customerId,
+      contactEmail: command.contactEmail,
+      totalAmount: placement.totalAmount,
+      currency: placement.currency,
+      requiredModules: placement.requiredModules,
+      involvedModules: placement.involvedModules,
+      idempotencyKey: command.idempotencyKey,
+      requestHash: hash,
+      placedEventId,
+      // Millisecond precision, like the cursors of the orders list that compare with it.
+      createdAt: new Date(),
+    });
+    const [order] = await orderRow.all(
+      tx,
+      sql`insert into ${salesOrders} ${row} on conflict do nothing returning ${orderRow.columns}`,
+    );
+    // The key was used before, or by a concurrent request that won the race: answer with its order.
     if (!order) {
-      const winner = await findByKey(tx, customerId, command.idempotencyKey);
-      return replayPlacement(winner!, hash);
+      const earlier = await findByKey(tx, customerId, command.idempotencyKey);
+      return replayPlacement(earlier!, hash);
     }
     await tx.insert(orderLines).values(placement.lines.map((l, position) => ({ ...l, orderId, position })));
     await enqueue(tx, [
@@ -122,6 +131,11 @@ function replayPlacement(order: OrderRow, hash: string): CommandResult {
   return { order, eventId: order.placedEventId };
 }
 
+/** What a confirmation tells the modules of the order's lines, read with the order in one statement. */
+const linesOfOrder = sql`(select coalesce(json_agg(json_build_object(
+    'sku', ${orderLines.sku}, 'kind', ${orderLines.kind}, 'quantity', ${orderLines.quantity})
+    order by ${orderLines.position}), '[]') from ${orderLines} where ${orderLines.orderId} = ${salesOrders.id})`;
+
 /** The payment callback: PENDING → CONFIRMED, and OrderConfirmed for every module. */
 export async function confirmPayment(
   deps: CommandDeps,
@@ -129,12 +143,15 @@ export async function confirmPayment(
   payment: PaymentCallback,
 ): Promise<CommandResult> {
   return deps.db.transaction(async (tx) => {
-    const order = (await lockOrder(tx, orderId)) ?? refuse("NOT_FOUND", "no such order");
+    const [locked] = await query<Record<string, unknown> & { lines: ConfirmedLine[] }>(
+      tx,
+      sql`select ${orderRow.columns}, ${linesOfOrder} as lines from ${salesOrders}
+        where ${salesOrders.id} = ${orderId} for update`,
+    );
+    if (!locked) return refuse("NOT_FOUND", "no such order");
+    const order = orderRow.read(locked);
+    const { lines } = locked;
     if (decideConfirmation(order, payment) === "replay") return { order, eventId: order.confirmedEventId! };
-    const lines = await tx
-      .select({ sku: orderLines.sku, kind: orderLines.kind, quantity: orderLines.quantity })
-      .from(orderLines)
-      .where(eq(orderLines.orderId, orderId));
     const confirmedEventId = randomUUID();
     const moved = await transitionOrder(tx, order, "confirmed", {
       eventId: confirmedEventId,

@@ -71,14 +71,14 @@ export class CompletionSweep {
         const states = new Map([...own].map(([module, row]) => [module, row.state]));
         if (decideProgress(order.status, order.requiredModules, states, modules).length === 0) continue;
         if ([...own.values()].some((row) => row.updatedAt.getTime() > quietSince)) continue;
-        const moves = await db.transaction(async (tx) => {
+        const advanced = await db.transaction(async (tx) => {
           const locked = await lockOrder(tx, order.id);
-          return locked ? advanceOrder(tx, locked, modules) : [];
+          return locked && advanceOrder(tx, locked, modules);
         });
-        if (moves.length === 0) continue;
+        if (!advanced) continue;
         moved++;
         logger.warn(
-          { orderId: order.id, from: order.status, to: moves.at(-1), moves },
+          { orderId: order.id, from: order.status, to: advanced.status },
           "completion sweep moved an order the orders listener had not moved",
         );
       }

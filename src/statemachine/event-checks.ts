@@ -15,6 +15,9 @@ export const string: Check<string> = (v, path) => (typeof v === "string" ? v : f
 export const integer: Check<number> = (v, path) =>
   Number.isInteger(v) ? (v as number) : fail(path, "an integer", v);
 
+export const boolean: Check<boolean> = (v, path) =>
+  typeof v === "boolean" ? v : fail(path, "true or false", v);
+
 export function oneOf<const T extends string>(values: readonly T[]): Check<T> {
   return (v, path) => (values.includes(v as T) ? (v as T) : fail(path, `one of ${values.join(", ")}`, v));
 }

@@ -9,7 +9,17 @@ import type { BusEvent } from "../relay/bus.ts";
 import { MalformedEvent } from "../relay/listener.ts";
 import type { ProductKind } from "./catalog.ts";
 import { productKinds } from "./catalog.ts";
-import { arrayOf, type Check, integer, nullable, object, oneOf, optional, string } from "./event-checks.ts";
+import {
+  arrayOf,
+  boolean,
+  type Check,
+  integer,
+  nullable,
+  object,
+  oneOf,
+  optional,
+  string,
+} from "./event-checks.ts";
 import { type OrderStatus, orderStatuses } from "./states.ts";
 
 /** Every shared-state change; the gateway's live feed reads these. */
@@ -76,6 +86,17 @@ export interface ModuleRowChanged {
   version: number;
   /** The event that caused it. */
   cause: string;
+  /**
+   * The modules the order involves, when the cause carried them (a
+   * confirmation): a module not among them has nothing to do with the event.
+   */
+  involvedModules?: string[];
+  /**
+   * The row did not rest in this state: the same transaction moved it on, and
+   * the event of its next state follows. Listeners that read the row as it is
+   * now (the orders listener, the module itself) wait for that one.
+   */
+  passing?: boolean;
 }
 
 /** The invoice as issued: what the confirmation email and its PDF show. */
@@ -147,6 +168,8 @@ const moduleRowChanged = object<ModuleRowChanged>({
   from: nullable(string),
   version: integer,
   cause: string,
+  involvedModules: optional(arrayOf(string)),
+  passing: optional(boolean),
 });
 
 const partnerReport = object<PartnerReport>({ state: string, idempotencyKey: string, reportedBy: string });

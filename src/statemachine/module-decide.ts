@@ -15,6 +15,26 @@ export function moduleHeard(module: Pick<ModuleDefinition, "on">): string[] {
 }
 
 /**
+ * Whether the event alone shows the module has nothing to do: an event that
+ * names the order's modules (a confirmation, and the row events it caused)
+ * without it, since an order's modules are decided at placement; or an event
+ * of its own row in a state the row only passed through, as the transaction
+ * that wrote it had already decided what follows. Its listener then skips
+ * the delivery without a transaction; decideModule answers no action for it
+ * all the same.
+ */
+export function moduleSkips(module: Pick<ModuleDefinition, "name">, event: DomainEvent): boolean {
+  const { payload } = event;
+  if (
+    "involvedModules" in payload &&
+    payload.involvedModules &&
+    !payload.involvedModules.includes(module.name)
+  )
+    return true;
+  return "passing" in payload && payload.passing === true && payload.module === module.name;
+}
+
+/**
  * The actions to apply, in order, as the executor will apply them: a move
  * the row's transitions do not allow from the state it will be in is left
  * out (the guarded UPDATE would change nothing), and a row created after the
@@ -31,6 +51,7 @@ export function decideModule<S extends string>(
       ? allowed(module, state, module.onCancel(state.row))
       : [{ kind: "note", note: cancelledNote }];
   }
+  if (moduleSkips(module, event)) return [];
   const decide = module.on[event.type] as
     | ((e: DomainEvent, s: ModuleState<S>) => ModuleAction<S>[])
     | undefined;

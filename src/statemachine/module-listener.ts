@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Listener } from "../relay/listener.ts";
 import { parseEvent } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
-import { decideModule, moduleHeard } from "./module-decide.ts";
+import { decideModule, moduleHeard, moduleSkips } from "./module-decide.ts";
 import { applyModuleActions, readModuleState } from "./module-rows.ts";
 
 /** The advisory locks a batch's transaction took in prepare(): its handlers need not ask again. */
@@ -15,15 +15,19 @@ export function moduleListener<S extends string>(module: ModuleDefinition<S>): L
   return {
     name: module.name,
     types: moduleHeard(module),
+    skips: (delivery) => {
+      try {
+        return moduleSkips(module, parseEvent(delivery));
+      } catch {
+        return false; // handle() dead-letters what it cannot read
+      }
+    },
     async prepare(tx, events) {
       const keys = [...new Set(events.map((e) => lockKey(module, e.orderId)))];
       // In one fixed order, so two batches of this module (two processes) never wait on each other in a circle.
-      const list = sql.join(
-        keys.map((k) => sql`${k}`),
-        sql`, `,
-      );
+      // One array parameter (keys are a module name and a uuid: nothing to quote), one statement text.
       await tx.execute(
-        sql`select pg_advisory_xact_lock(h) from (select distinct hashtext(k) as h from unnest(array[${list}]::text[]) as k order by 1) as locks`,
+        sql`select pg_advisory_xact_lock(h) from (select distinct hashtext(k) as h from unnest(${`{${keys.join(",")}}`}::text[]) as k order by 1) as locks`,
       );
       locked.set(tx, new Set(keys));
     },
@@ -33,7 +37,7 @@ export function moduleListener<S extends string>(module: ModuleDefinition<S>): L
       const key = lockKey(module, event.orderId);
       if (!locked.get(tx)?.has(key)) await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${key}))`);
       const state = await readModuleState(tx, module, event.orderId);
-      await applyModuleActions(tx, module, event, decideModule(module, event, state));
+      await applyModuleActions(tx, module, event, state, decideModule(module, event, state));
     },
   };
 }

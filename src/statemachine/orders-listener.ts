@@ -1,12 +1,11 @@
-import type { Tx } from "../db/database.ts";
+import { sql } from "drizzle-orm";
+import { query, type Tx } from "../db/database.ts";
 import type { Listener } from "../relay/listener.ts";
 import { decideProgress, decideVeto } from "./decide.ts";
 import { parseModuleRowChanged } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
-import { readModuleRow } from "./module-rows.ts";
-import type { OrderStatus } from "./states.ts";
 import type { OrderRow } from "./tables.ts";
-import { cancelTransition, lockOrder, lockOrders, transitionOrder } from "./transition.ts";
+import { cancelTransition, lockOrder, lockOrders, transitionOrderThrough } from "./transition.ts";
 
 /**
  * The `orders` role: the shared state machine's own listener. It hears every
@@ -15,53 +14,67 @@ import { cancelTransition, lockOrder, lockOrders, transitionOrder } from "./tran
  * than trusting the order in which the events arrive.
  */
 export function ordersListener(modules: readonly ModuleDefinition[]): Listener {
+  /** The orders a batch's transaction has locked, as it last wrote them: its handlers need not read them again. */
+  const locked = new WeakMap<object, Map<string, OrderRow>>();
   return {
     name: "orders",
     types: [...new Set(modules.flatMap((m) => Object.values<string>(m.events)))],
+    // The rows as they are now decide: the event of the state the row went on to in the same transaction follows.
+    skips: (delivery) => delivery.payload.passing === true,
     async prepare(tx, events) {
       // The batch's orders locked at once, in id order, so two batches never wait on each other in a circle.
-      await lockOrders(tx, [...new Set(events.map((e) => e.orderId))]);
+      const rows = await lockOrders(tx, [...new Set(events.map((e) => e.orderId))]);
+      locked.set(tx, new Map(rows.map((row) => [row.id, row])));
     },
     async handle(tx, delivery) {
       const event = parseModuleRowChanged(delivery);
-      const order = await lockOrder(tx, event.orderId);
+      const rows = locked.get(tx);
+      const order = rows?.get(event.orderId) ?? (await lockOrder(tx, event.orderId));
       if (!order) return;
       const { state } = event.payload;
       const source = modules.find((m) => m.name === event.payload.module);
       const veto = decideVeto(order.status, source, state);
-      if (veto && source) {
-        await cancelTransition(tx, order, veto, { veto: source.name });
-        return;
-      }
-      await advanceOrder(tx, order, modules);
+      const moved =
+        veto && source
+          ? (await cancelTransition(tx, order, veto, { veto: source.name }))?.order
+          : await advanceOrder(tx, order, modules);
+      if (moved) rows?.set(moved.id, moved);
     },
   };
 }
 
 /**
  * Makes the shared-state moves the order's module rows call for, as they are
- * now, on the order the caller has locked. Returns the states it moved to. The
- * orders listener runs it on every module event, the completion sweep on the
- * orders that event did not move.
+ * now, on the order the caller has locked, all in one step. Returns the order
+ * as moved, or undefined when it stays where it is. The orders listener runs
+ * it on every module event, the completion sweep on the orders that event
+ * did not move.
  */
 export async function advanceOrder(
   tx: Tx,
   order: OrderRow,
   modules: readonly ModuleDefinition[],
-): Promise<OrderStatus[]> {
-  const rows = new Map<string, string>();
-  for (const name of order.involvedModules) {
-    const module = modules.find((m) => m.name === name);
-    const row = module && (await readModuleRow(tx, module, order.id));
-    if (row) rows.set(name, row.state);
-  }
-  const moves: OrderStatus[] = [];
-  let current = order;
-  for (const to of decideProgress(order.status, order.requiredModules, rows, modules)) {
-    const moved = await transitionOrder(tx, current, to);
-    if (!moved) break;
-    current = moved.order;
-    moves.push(to);
-  }
-  return moves;
+): Promise<OrderRow | undefined> {
+  const involved = modules.filter((m) => order.involvedModules.includes(m.name));
+  const rows = await moduleStates(tx, involved, order.id);
+  return transitionOrderThrough(
+    tx,
+    order,
+    decideProgress(order.status, order.requiredModules, rows, modules),
+  );
+}
+
+/** The order's rows of these modules, module name → state, in one statement. */
+async function moduleStates(
+  tx: Tx,
+  modules: readonly ModuleDefinition[],
+  orderId: string,
+): Promise<Map<string, string>> {
+  if (modules.length === 0) return new Map();
+  const selects = modules.map(
+    ({ name, table: t }) =>
+      sql`select ${name}::text as module, ${t.state} as state from ${t} where ${t.orderId} = ${orderId}`,
+  );
+  const found = await query<{ module: string; state: string }>(tx, sql.join(selects, sql` union all `));
+  return new Map(found.map((row) => [row.module, row.state]));
 }

@@ -4,6 +4,7 @@
  * its notes), when an event comes, then these actions. No I/O.
  */
 import { expect } from "vitest";
+import { modules } from "../../src/modules/index.ts";
 import type { DomainEvent, EventOf, EventPayloads, EventType } from "../../src/statemachine/events.ts";
 import type { ModuleAction, ModuleDefinition } from "../../src/statemachine/module.ts";
 import { decideModule } from "../../src/statemachine/module-decide.ts";
@@ -36,12 +37,14 @@ function event<T extends EventType>(type: T, payload: EventPayloads[T]): EventOf
 }
 
 export function orderConfirmed(...kinds: ("physical" | "travel" | "digital" | "subscription")[]) {
+  const lines = kinds.map((kind, i) => ({ sku: `${kind.toUpperCase()}-${i}`, kind, quantity: 1 }));
   return event("OrderConfirmed", {
     paymentReference: "psp-1",
     amount: 1299,
     currency: "EUR",
-    lines: kinds.map((kind, i) => ({ sku: `${kind.toUpperCase()}-${i}`, kind, quantity: 1 })),
-    involvedModules: ["finance"],
+    lines,
+    // As placement decides it, from the same lines.
+    involvedModules: modules.filter((m) => m.involvedIn({ orderId, lines })).map((m) => m.name),
   });
 }
 

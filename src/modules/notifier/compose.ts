@@ -1,29 +1,75 @@
 /** What an email says, read from the order as it is when the email is sent. */
-import { asc, eq } from "drizzle-orm";
-import type { Executor } from "../../db/database.ts";
-import { orderLines, salesOrders } from "../../statemachine/tables.ts";
+import DataLoader from "dataloader";
+import { sql } from "drizzle-orm";
+import { type Executor, query } from "../../db/database.ts";
+import { wholeRow } from "../../db/rows.ts";
+import { type OrderLineRow, type OrderRow, orderLines, salesOrders } from "../../statemachine/tables.ts";
 import { isoDate, renderInvoicePdf } from "./invoice-pdf.ts";
 import type { OutgoingEmail } from "./mailer.ts";
 import { formatMoney } from "./money.ts";
 import type { NotificationRow } from "./table.ts";
 import { render, type TemplateData, type Templates } from "./templates.ts";
 
+const orderRow = wholeRow(salesOrders);
+
+type EmailLine = Pick<OrderLineRow, "sku" | "name" | "quantity" | "unitAmount" | "currency">;
+
+/** The order's lines as the email shows them, in their order, read with the order. */
+const linesOfOrder = sql`(select coalesce(json_agg(json_build_object(
+    'sku', ${orderLines.sku}, 'name', ${orderLines.name}, 'quantity', ${orderLines.quantity},
+    'unitAmount', ${orderLines.unitAmount}, 'currency', ${orderLines.currency})
+    order by ${orderLines.position}), '[]') from ${orderLines} where ${orderLines.orderId} = ${salesOrders.id})`;
+
+type EmailRow = Pick<NotificationRow, "orderId" | "kind" | "recipient" | "messageId" | "invoice">;
+type EmailOrder = OrderRow & { lines: EmailLine[] };
+
+/** The orders and their lines, in one round trip: the sender's rate is set by its round trips per email. */
+async function readOrders(db: Executor, orderIds: readonly string[]): Promise<Map<string, EmailOrder>> {
+  const rows = await query<Record<string, unknown> & { lines: EmailLine[] }>(
+    db,
+    sql`select ${orderRow.columns}, ${linesOfOrder} as lines from ${salesOrders}
+      where ${salesOrders.id} = any(${`{${orderIds.join(",")}}`}::uuid[])`,
+  );
+  return new Map(rows.map((raw) => [raw.id as string, { ...orderRow.read(raw), lines: raw.lines }]));
+}
+
 export async function composeEmail(
   db: Executor,
-  row: Pick<NotificationRow, "orderId" | "kind" | "recipient" | "messageId" | "invoice">,
+  row: EmailRow,
   templates: Templates,
   mailFrom: string,
 ): Promise<OutgoingEmail> {
-  // The order and its lines in one round trip: the sender's rate is set by its round trips per email.
-  const rows = await db
-    .select({ order: salesOrders, line: orderLines })
-    .from(salesOrders)
-    .leftJoin(orderLines, eq(orderLines.orderId, salesOrders.id))
-    .where(eq(salesOrders.id, row.orderId))
-    .orderBy(asc(orderLines.position));
-  const order = rows[0]?.order;
+  return emailFor(row, (await readOrders(db, [row.orderId])).get(row.orderId), templates, mailFrom);
+}
+
+/**
+ * composeEmail for a sender: the emails it composes at once (a claimed batch)
+ * read their orders in one statement.
+ */
+export function emailComposer(
+  db: Executor,
+  templates: Templates,
+  mailFrom: string,
+): (row: EmailRow) => Promise<OutgoingEmail> {
+  const orders = new DataLoader<string, EmailOrder | undefined>(
+    async (ids) => {
+      const found = await readOrders(db, ids);
+      return ids.map((id) => found.get(id));
+    },
+    // Batching only: each email reads its order as it is when composed.
+    { cache: false },
+  );
+  return async (row) => emailFor(row, await orders.load(row.orderId), templates, mailFrom);
+}
+
+async function emailFor(
+  row: EmailRow,
+  order: EmailOrder | undefined,
+  templates: Templates,
+  mailFrom: string,
+): Promise<OutgoingEmail> {
   if (!order) throw new Error(`order ${row.orderId} not found`);
-  const lines = rows.flatMap((r) => (r.line ? [r.line] : []));
+  const { lines } = order;
   const data: TemplateData = {
     orderId: order.id,
     contactEmail: row.recipient,

@@ -12,7 +12,7 @@
 import type { Database } from "../../db/database.ts";
 import type { Logger } from "../../log.ts";
 import type { Listener } from "../../relay/listener.ts";
-import { composeEmail } from "./compose.ts";
+import { emailComposer } from "./compose.ts";
 import { notifierListener } from "./listener.ts";
 import { createMailer } from "./mailer.ts";
 import { createSender, type Sender, type SenderOptions } from "./sender.ts";
@@ -47,7 +47,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       ...options,
       logger,
       mailer,
-      compose: (row) => composeEmail(options.database.db, row, templates, options.mailFrom),
+      compose: emailComposer(options.database.db, templates, options.mailFrom),
     }),
   };
 }

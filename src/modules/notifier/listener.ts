@@ -1,5 +1,5 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { Tx } from "../../db/database.ts";
+import { query, type Tx } from "../../db/database.ts";
 import type { BusEvent } from "../../relay/bus.ts";
 import type { Listener } from "../../relay/listener.ts";
 import { orderEvents } from "../../relay/tables.ts";
@@ -9,7 +9,7 @@ import { orderStateChanged } from "../../statemachine/transition.ts";
 import { notificationMessageId } from "./mailer.ts";
 import { type NotificationKind, type NotificationStatus, notifications } from "./table.ts";
 
-/** The sender LISTENs here; a listener transaction that made a row pending NOTIFYs it at commit. */
+/** The sender LISTENs here; a transaction that made a row pending NOTIFYs it at commit (the table's trigger). */
 export const notifierChannel = "notifications";
 
 /** Finance's event with the issued invoice: the confirmation email carries it. */
@@ -48,59 +48,117 @@ export function heardFact(event: DomainEvent): { kind: NotificationKind; fact: s
  * for a cancel that lands between the two.)
  */
 export function notifierListener(options: { mailFrom: string; name?: string }): Listener {
+  /** The events a batch's transaction recorded in prepare(). */
+  const recorded = new WeakMap<object, Set<string>>();
   return {
     name: options.name ?? "notifier",
     types: [orderStateChanged, invoiceIssued],
-    async handle(tx, delivery) {
-      const event = parseEvent(await withInvoice(tx, delivery));
-      if (event.type === "OrderStateChanged" && event.payload.to === "cancelled") {
-        await tx
-          .update(notifications)
-          .set({ status: "cancelled" })
-          .where(and(eq(notifications.orderId, event.orderId), inArray(notifications.status, notSentYet)));
-        return;
+    // PENDING and FULFILLING are announced by no email.
+    skips: (delivery) => {
+      try {
+        const event = parseEvent(delivery);
+        return !heardFact(event) && !(event.type === "OrderStateChanged" && event.payload.to === "cancelled");
+      } catch {
+        return false;
       }
-      const heard = heardFact(event);
-      if (!heard) return;
-      const [order] = await tx
-        .select({ contactEmail: salesOrders.contactEmail, status: salesOrders.status })
-        .from(salesOrders)
-        .where(eq(salesOrders.id, event.orderId));
-      if (!order) throw new Error(`order ${event.orderId} not found`);
-      const cancelled = order.status === "cancelled";
-      const needed = factsNeeded[heard.kind];
-      // What the email shows of the invoice comes with the event, so the sender never reads Finance's table.
-      const invoice = event.type === "InvoiceIssued" ? event.payload.invoice : null;
-      const neededArray = sql.raw(`array[${needed.map((f) => `'${f}'`).join(", ")}]::text[]`);
-      // One statement, so two events of one order handled at once (two processes, or two deliveries
-      // side by side) meet on the row's lock: the second sees the first's fact.
-      const [row] = await tx
-        .insert(notifications)
-        .values({
-          orderId: event.orderId,
-          kind: heard.kind,
-          status: cancelled ? "cancelled" : needed.every((f) => f === heard.fact) ? "pending" : "waiting",
-          heard: [heard.fact],
-          messageId: notificationMessageId(event.orderId, heard.kind, options.mailFrom),
-          recipient: order.contactEmail,
-          invoice,
-        })
-        .onConflictDoUpdate({
-          target: [notifications.orderId, notifications.kind],
-          set: {
-            invoice: sql`coalesce(excluded.invoice, notifications.invoice)`,
-            heard: sql`(select array_agg(distinct f order by f) from unnest(notifications.heard || excluded.heard) as f)`,
-            status: sql`case
-              when notifications.status in ('waiting', 'pending') and ${sql.raw(String(cancelled))} then 'cancelled'
-              when notifications.status = 'waiting' and ${neededArray} <@ (notifications.heard || excluded.heard) then 'pending'
-              else notifications.status end`,
-          },
-        })
-        .returning({ status: notifications.status });
-      if (row?.status === "pending") await tx.execute(sql`select pg_notify(${notifierChannel}, '')`);
+    },
+    async prepare(tx, deliveries) {
+      // The batch's facts in one statement; its handlers then have nothing left to do.
+      await record(tx, await Promise.all(deliveries.map(async (d) => parseEvent(await withInvoice(tx, d)))));
+      recorded.set(tx, new Set(deliveries.map((d) => d.id)));
+    },
+    async handle(tx, delivery) {
+      if (recorded.get(tx)?.has(delivery.id)) return;
+      await record(tx, [parseEvent(await withInvoice(tx, delivery))]);
     },
   };
+
+  /**
+   * Records what these events tell, in stream order, as if one at a time: each
+   * notification row's facts merged first, then one upsert for all rows, the
+   * orders' addresses and states read in it, so two events of one order
+   * handled at once (two processes) meet on the row's lock and the second
+   * sees the first's fact. A row that turns pending wakes the senders (the
+   * table's trigger NOTIFYs them at commit). Then the cancelled orders' rows
+   * not sent yet are cancelled: a fact heard after a cancel committed finds
+   * the order cancelled and makes no row pending, either way.
+   */
+  async function record(tx: Tx, events: DomainEvent[]): Promise<void> {
+    const rows = new Map<string, FactRow>();
+    const cancelled = new Set<string>();
+    for (const event of events) {
+      if (event.type === "OrderStateChanged" && event.payload.to === "cancelled")
+        cancelled.add(event.orderId);
+      const heard = heardFact(event);
+      if (!heard) continue;
+      const key = `${event.orderId}.${heard.kind}`;
+      const row = rows.get(key) ?? {
+        order_id: event.orderId,
+        kind: heard.kind,
+        heard: [],
+        needed: [...factsNeeded[heard.kind]],
+        message_id: notificationMessageId(event.orderId, heard.kind, options.mailFrom),
+        invoice: null,
+      };
+      // Sorted, as the stored row's facts are.
+      if (!row.heard.includes(heard.fact)) row.heard = [...row.heard, heard.fact].sort();
+      // What the email shows of the invoice comes with the event, so the sender never reads Finance's table.
+      if (event.type === "InvoiceIssued") row.invoice = event.payload.invoice;
+      rows.set(key, row);
+    }
+    if (rows.size > 0) {
+      const n = notifications;
+      const o = salesOrders;
+      const stored = await query<{ order_id: string }>(
+        tx,
+        sql`insert into ${n} (order_id, kind, status, heard, message_id, recipient, invoice)
+          select f.order_id, f.kind,
+            case when ${o.status} = 'cancelled' then 'cancelled' when f.needed <@ f.heard then 'pending' else 'waiting' end,
+            f.heard, f.message_id, ${o.contactEmail}, f.invoice
+          from jsonb_to_recordset(${JSON.stringify([...rows.values()])}::jsonb)
+            as f(order_id uuid, kind text, heard text[], needed text[], message_id text, invoice jsonb)
+          join ${o} on ${o.id} = f.order_id
+          on conflict (order_id, kind) do update set
+            invoice = coalesce(excluded.invoice, ${n}.invoice),
+            heard = (select array_agg(distinct f order by f) from unnest(${n}.heard || excluded.heard) as f),
+            status = case
+              when ${n}.status in ('waiting', 'pending') and excluded.status = 'cancelled' then 'cancelled'
+              when ${n}.status = 'waiting' and ${neededFor} <@ (${n}.heard || excluded.heard) then 'pending'
+              else ${n}.status end
+          returning ${n}.order_id`,
+      );
+      if (stored.length < rows.size) {
+        const found = new Set(stored.map((r) => r.order_id));
+        const missing = [...rows.values()].find((r) => !found.has(r.order_id));
+        throw new Error(`order ${missing?.order_id} not found`);
+      }
+    }
+    if (cancelled.size > 0)
+      await tx
+        .update(notifications)
+        .set({ status: "cancelled" })
+        .where(
+          and(inArray(notifications.orderId, [...cancelled]), inArray(notifications.status, notSentYet)),
+        );
+  }
 }
+
+/** A notification row as one batch's events make it, before it meets the stored one. */
+interface FactRow {
+  order_id: string;
+  kind: NotificationKind;
+  heard: string[];
+  needed: string[];
+  message_id: string;
+  invoice: unknown;
+}
+
+/** The facts the stored row's kind needs: factsNeeded, in SQL. */
+const neededFor = sql.raw(
+  `(case notifications.kind ${Object.entries(factsNeeded)
+    .map(([kind, facts]) => `when '${kind}' then array[${facts.map((f) => `'${f}'`).join(", ")}]::text[]`)
+    .join(" ")} end)`,
+);
 
 const notSentYet: NotificationStatus[] = ["waiting", "pending"];
 

@@ -86,12 +86,21 @@ function smtpMailer(url: string): Mailer {
 
 function emlMailer(dir: string): Mailer {
   const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "windows" });
+  // Made once, not before every email; made again if someone removed it meanwhile.
+  let made: Promise<unknown> | undefined;
   return {
     kind: "eml",
     async send(email) {
       const info = await transport.sendMail(message(email));
-      await mkdir(dir, { recursive: true });
-      await writeAtomically(join(dir, emlFileName(email.orderId, email.kind)), info.message as Buffer);
+      const path = join(dir, emlFileName(email.orderId, email.kind));
+      made ??= mkdir(dir, { recursive: true });
+      await made;
+      await writeAtomically(path, info.message as Buffer).catch(async (error: NodeJS.ErrnoException) => {
+        if (error.code !== "ENOENT") throw error;
+        made = mkdir(dir, { recursive: true });
+        await made;
+        await writeAtomically(path, info.message as Buffer);
+      });
     },
     close() {
       transport.close();

@@ -16,9 +16,11 @@
  */
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import DataLoader from "dataloader";
 import { and, asc, eq, inArray, lte, type SQL, sql } from "drizzle-orm";
 import type { Database, Db, Session } from "../../db/database.ts";
 import { query } from "../../db/database.ts";
+import { wholeRow } from "../../db/rows.ts";
 import type { Logger } from "../../log.ts";
 import { salesOrders } from "../../statemachine/tables.ts";
 import { notifierChannel } from "./listener.ts";
@@ -70,6 +72,9 @@ interface Claim {
   row: NotificationRow;
   session: Session;
 }
+
+/** A notification's whole row, as the claim returns it (see wholeRow). */
+const notificationRow = wholeRow(notifications);
 
 /** Candidates read beyond the free slots, for rows that other senders hold. */
 const spareCandidates = 16;
@@ -195,21 +200,20 @@ export function createSender(options: SenderOptions): Sender {
     try {
       // Under the lock, as things are now: another sender may have sent a row since it was read,
       // or tried and rescheduled it, or its order been cancelled.
-      await db
-        .update(n)
-        .set({ status: "cancelled" })
-        .where(
-          and(
-            rowsIn(mine),
-            eq(n.status, "pending"),
-            sql`exists (select 1 from ${salesOrders} where ${salesOrders.id} = ${n.orderId} and ${salesOrders.status} = 'cancelled')`,
-          ),
-        );
-      const claimed = await db
-        .update(n)
-        .set({ claimedBy: me, attempts: sql`${n.attempts} + 1` })
-        .where(and(rowsIn(mine), eq(n.status, "pending"), lte(n.nextAttemptAt, sql`now()`)))
-        .returning();
+      const orderCancelled = sql`exists (select 1 from ${salesOrders} where ${salesOrders.id} = ${n.orderId} and ${salesOrders.status} = 'cancelled')`;
+      const claimed = await notificationRow.all(
+        db,
+        sql`update ${n} set claimed_by = ${me}, attempts = ${n.attempts} + 1
+          where ${rowsIn(mine)} and ${n.status} = 'pending' and ${n.nextAttemptAt} <= now() and not ${orderCancelled}
+          returning ${notificationRow.columns}`,
+      );
+      if (claimed.length < mine.length) {
+        // The rare case: some were not claimed. Those of cancelled orders go no further.
+        await db
+          .update(n)
+          .set({ status: "cancelled" })
+          .where(and(rowsIn(mine), eq(n.status, "pending"), orderCancelled));
+      }
       const claimedKeys = new Set(claimed.map(keyOf));
       await release(
         on,
@@ -234,13 +238,20 @@ export function createSender(options: SenderOptions): Sender {
     return Math.min(pollMs, Math.max(5, Math.ceil(ms)));
   }
 
-  async function orderCancelled(orderId: string): Promise<boolean> {
-    const [order] = await db
-      .select({ status: salesOrders.status })
-      .from(salesOrders)
-      .where(eq(salesOrders.id, orderId));
-    return order?.status === "cancelled";
-  }
+  /** Looks that come at once (a batch's emails composed together) share one statement; nothing is cached. */
+  const cancelledOrders = new DataLoader<string, boolean>(
+    async (orderIds) => {
+      const cancelled = await query<{ id: string }>(
+        db,
+        sql`select ${salesOrders.id} as id from ${salesOrders}
+          where ${salesOrders.id} = any(${`{${orderIds.join(",")}}`}::uuid[]) and ${salesOrders.status} = 'cancelled'`,
+      );
+      const ids = new Set(cancelled.map((row) => row.id));
+      return orderIds.map((id) => ids.has(id));
+    },
+    { cache: false },
+  );
+  const orderCancelled = (orderId: string) => cancelledOrders.load(orderId);
 
   async function deliver({ row, session: on }: Claim): Promise<void> {
     const log = { orderId: row.orderId, kind: row.kind, messageId: row.messageId, attempt: row.attempts };
@@ -248,8 +259,9 @@ export function createSender(options: SenderOptions): Sender {
     const mine = and(rowsIn([row]), eq(n.status, "pending"), eq(n.claimedBy, me));
     try {
       const email = await options.compose(row);
-      // The last look before the email leaves: a cancel since the claim stops it here.
-      if (await orderCancelled(row.orderId)) {
+      // The last look before the email leaves: a cancel since the claim stops it here. A completed
+      // order is past cancelling, so its email needs no look.
+      if (row.kind !== "completed" && (await orderCancelled(row.orderId))) {
         await db.update(n).set({ status: "cancelled" }).where(mine);
         logger.info(log, "order cancelled, email not sent");
         await release(on, [row]);
@@ -311,11 +323,8 @@ export function createSender(options: SenderOptions): Sender {
           if (markedKeys.has(keyOf(row))) logger.info(log, "email sent");
           else logger.warn(log, "email sent, but another sender had taken it over: it may go twice");
         }
-        // Their completion emails may go now: tell the other senders too.
-        if (marked.some((row) => row.kind === "confirmed")) {
-          await db.execute(sql`select pg_notify(${notifierChannel}, '')`).catch(() => {});
-          wake();
-        }
+        // Their completion emails may go now (the table's trigger tells the other senders at commit).
+        if (marked.some((row) => row.kind === "confirmed")) wake();
         break;
       } catch (dbError) {
         if (Date.now() - since >= markRetryMs) {

@@ -81,7 +81,11 @@ async function consumeBatches(parts: BusParts, spec: BatchConsumerSpec): Promise
   const waiting: JsMsg[] = [];
   let draining: Promise<void> | undefined;
   let batchEnded: (() => void)[] = [];
-  let consumer: Consumer | undefined = await topology.ensureConsumer(connection.clients(), durable);
+  let consumer: Consumer | undefined = await topology.ensureConsumer(
+    connection.clients(),
+    durable,
+    spec.types,
+  );
 
   const drain = async (): Promise<void> => {
     // Let the messages the client already holds join the first batch.
@@ -105,7 +109,7 @@ async function consumeBatches(parts: BusParts, spec: BatchConsumerSpec): Promise
     { consumer: durable },
     {
       open: async () => {
-        consumer ??= await topology.ensureConsumer(connection.clients(), durable);
+        consumer ??= await topology.ensureConsumer(connection.clients(), durable, spec.types);
         const current = consumer;
         consumer = undefined;
         // A batch in hand and the next one buffered: buffered messages count against ack_wait.

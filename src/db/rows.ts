@@ -1,0 +1,73 @@
+/**
+ * A table's whole row for SQL written as a template: its column list built
+ * once, and the driver's values mapped to the row type as the query builder
+ * maps them. The builder spends most of its time on every column of a
+ * selection or a RETURNING list, each time a statement is built (about 10 µs
+ * per column); on the hot paths a template with this list costs a tenth of it.
+ */
+import { type Column, getTableColumns, type SQL, sql } from "drizzle-orm";
+import type { PgTable } from "drizzle-orm/pg-core";
+import { type Executor, query } from "./database.ts";
+
+export interface WholeRow<T> {
+  /** `"id", "status", ...`: every column, for a SELECT or a RETURNING list. */
+  readonly columns: SQL;
+  /** A row as the driver answered it, as the query builder would have typed it. */
+  read(raw: Record<string, unknown>): T;
+  /** Runs the statement (whose result columns are `columns`) and reads each row. */
+  all(db: Executor, statement: SQL): Promise<T[]>;
+}
+
+export function wholeRow<Table extends PgTable>(table: Table): WholeRow<Table["$inferSelect"]> {
+  const fields = Object.entries(getTableColumns(table)) as [string, Column][];
+  const columns = sql.raw(fields.map(([, column]) => `"${column.name}"`).join(", "));
+  const read = (raw: Record<string, unknown>) => {
+    const row: Record<string, unknown> = {};
+    for (const [key, column] of fields) {
+      const value = raw[column.name];
+      row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
+    }
+    return row as Table["$inferSelect"];
+  };
+  return {
+    columns,
+    read,
+    all: async (db, statement) => (await query<Record<string, unknown>>(db, statement)).map(read),
+  };
+}
+
+/**
+ * `("id", "status", ...) values ($1, $2, ...)` for one row of the table: the
+ * given properties only, each as the query builder would send it.
+ */
+export function rowValues<Table extends PgTable>(table: Table, values: Partial<Table["$inferInsert"]>): SQL {
+  const columns = getTableColumns(table) as Record<string, Column>;
+  const entries = Object.entries(values).filter(([, value]) => value !== undefined);
+  const names = entries.map(([key]) => {
+    const column = columns[key];
+    if (!column) throw new Error(`${key} is not a column of the table`);
+    return sql.identifier(column.name);
+  });
+  const params = entries.map(
+    ([key, value]) => sql`${value === null ? null : columns[key]!.mapToDriverValue(value)}`,
+  );
+  return sql`(${sql.join(names, sql`, `)}) values (${sql.join(params, sql`, `)})`;
+}
+
+/** `"status" = $1, "updated_at" = $2, ...`: an UPDATE's assignments, each value as the query builder sends it. */
+export function assignments<Table extends PgTable>(
+  table: Table,
+  values: Partial<Table["$inferInsert"]>,
+): SQL {
+  const columns = getTableColumns(table) as Record<string, Column>;
+  return sql.join(
+    Object.entries(values)
+      .filter(([, value]) => value !== undefined)
+      .map(([key, value]) => {
+        const column = columns[key];
+        if (!column) throw new Error(`${key} is not a column of the table`);
+        return sql`${sql.identifier(column.name)} = ${value === null ? null : column.mapToDriverValue(value)}`;
+      }),
+    sql`, `,
+  );
+}
