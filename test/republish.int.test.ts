@@ -61,6 +61,17 @@ describe("republishing a range of outbox events after the broker lost them", () 
       env: { DATA_DIR: mailDir },
     });
   };
+  /** Every durable consumer has had and acknowledged all there is: no copy of anything is on its way. */
+  const consumersDone = async () => {
+    const nc = await connect({ servers: natsUrl });
+    try {
+      for await (const c of (await jetstreamManager(nc)).consumers.list(`${prefix}_events`))
+        if (c.num_pending > 0 || c.num_ack_pending > 0) return false;
+      return true;
+    } finally {
+      await nc.close();
+    }
+  };
   const sql1 = <T>(text: ReturnType<typeof sql>) => query<T>(front.service.database.db, text);
 
   beforeAll(async () => {
@@ -126,9 +137,11 @@ describe("republishing a range of outbox events after the broker lost them", () 
           )
         )[0]!.n === 0 &&
         (
-          await sql1<{ n: number }>(sql`select count(*)::int as n from notifications where status <> 'sent'`)
-        )[0]!.n === 0,
-      { what: "the outbox and the mail to drain" },
+          await sql1<{ n: number }>(sql`select count(*)::int as n from notifications where status = 'sent'`)
+        )[0]!.n ===
+          2 * (before.length + lost.length) &&
+        (await consumersDone()),
+      { what: "the outbox, the mail and every consumer to drain", timeoutMs: 30_000 },
     );
 
     const all = [...before, ...lost];

@@ -140,7 +140,8 @@ export async function startCluster(size = 3): Promise<NatsCluster> {
 async function untilJetStreamAnswers(urls: string[], size: number): Promise<void> {
   const nc = await connect({ servers: urls });
   try {
-    const deadline = Date.now() + 30_000;
+    // Slow on a loaded machine: each node must see the others as current before it takes a replica.
+    const deadline = Date.now() + 60_000;
     for (;;) {
       try {
         const jsm = await jetstreamManager(nc);
