@@ -13,11 +13,21 @@ export interface Config {
   /** Connections of each process's PostgreSQL pool. Default 10. */
   databasePoolSize: number;
   dataDir: string;
-  /** Unset: the in-process bus (valid only when one process runs every role). */
-  natsUrl: string | undefined;
+  /** Unset: the in-process bus (valid only when one process runs every role). Several: a cluster's servers. */
+  natsUrl: string[] | undefined;
   natsPrefix: string;
   /** How long JetStream drops a repeated publish of one event id. */
   natsDuplicateWindowMs: number;
+  /** Replicas of the stream on a JetStream cluster (its consumers take the same). Default 1. */
+  natsReplicas: number;
+  /** How long the stream keeps an event, hence how far back a resume or a late listener reaches. Default 7 days. */
+  natsMaxAgeMs: number;
+  /** Most bytes the stream keeps (the oldest go first); undefined: no limit but the age. */
+  natsMaxBytes: number | undefined;
+  /** How long inbox rows and module notes are kept: the deduplication horizon, at least the stream's max age. */
+  inboxRetentionMs: number;
+  /** How often the orders role sweeps what is past the horizon; 0: never. Default 1 h. */
+  retentionSweepMs: number;
   /** Unset: a random secret for this run. */
   jwtSecret: string | undefined;
   smtpUrl: string | undefined;
@@ -75,6 +85,33 @@ export function readConfig(env: Env = process.env): Config {
     throw new Error(
       `NATS_DUPLICATE_WINDOW_MS: "${env.NATS_DUPLICATE_WINDOW_MS}" is not a number of milliseconds (100 or more)`,
     );
+  // A cluster's servers, comma-separated: the client connects to any and fails over to the others.
+  const natsServers = list(env.NATS_URL, "");
+  const natsReplicas = Number(env.NATS_REPLICAS ?? 1);
+  if (!Number.isInteger(natsReplicas) || natsReplicas < 1 || natsReplicas > 5)
+    throw new Error(`NATS_REPLICAS: "${env.NATS_REPLICAS}" is not a whole number from 1 to 5`);
+  const hour = 3_600_000;
+  const natsMaxAgeHours = Number(env.NATS_MAX_AGE_HOURS ?? 168);
+  if (!(natsMaxAgeHours > 0))
+    throw new Error(`NATS_MAX_AGE_HOURS: "${env.NATS_MAX_AGE_HOURS}" is not a positive number of hours`);
+  const natsMaxBytes = env.NATS_MAX_BYTES ? Number(env.NATS_MAX_BYTES) : undefined;
+  if (natsMaxBytes !== undefined && !(Number.isInteger(natsMaxBytes) && natsMaxBytes > 0))
+    throw new Error(`NATS_MAX_BYTES: "${env.NATS_MAX_BYTES}" is not a positive whole number of bytes`);
+  const inboxRetentionHours = Number(env.INBOX_RETENTION_HOURS ?? 336);
+  if (!(inboxRetentionHours > 0))
+    throw new Error(
+      `INBOX_RETENTION_HOURS: "${env.INBOX_RETENTION_HOURS}" is not a positive number of hours`,
+    );
+  // An event can come again (a redelivery, a replay) as long as the stream holds it: its inbox row must still be there.
+  if (inboxRetentionHours < natsMaxAgeHours)
+    throw new Error(
+      `INBOX_RETENTION_HOURS (${inboxRetentionHours}) must be at least NATS_MAX_AGE_HOURS (${natsMaxAgeHours}): an event the stream still holds can be delivered again, and only its inbox row makes that harmless`,
+    );
+  const retentionSweepMs = Number(env.RETENTION_SWEEP_MS ?? hour);
+  if (!Number.isInteger(retentionSweepMs) || retentionSweepMs < 0)
+    throw new Error(
+      `RETENTION_SWEEP_MS: "${env.RETENTION_SWEEP_MS}" is not a number of milliseconds (0 turns the sweep off)`,
+    );
   const completionSweepMs = Number(env.COMPLETION_SWEEP_MS ?? 30_000);
   if (!Number.isInteger(completionSweepMs) || completionSweepMs < 1)
     throw new Error(
@@ -98,9 +135,14 @@ export function readConfig(env: Env = process.env): Config {
     databaseUrl: env.DATABASE_URL || undefined,
     databasePoolSize,
     dataDir: env.DATA_DIR ?? ".data",
-    natsUrl: env.NATS_URL || undefined,
+    natsUrl: natsServers.length > 0 ? natsServers : undefined,
     natsPrefix,
     natsDuplicateWindowMs,
+    natsReplicas,
+    natsMaxAgeMs: natsMaxAgeHours * hour,
+    natsMaxBytes,
+    inboxRetentionMs: inboxRetentionHours * hour,
+    retentionSweepMs,
     jwtSecret: env.JWT_SECRET || undefined,
     smtpUrl: env.SMTP_URL || undefined,
     mailFrom: env.MAIL_FROM ?? "orders@localhost",

@@ -27,6 +27,7 @@ import type { ModuleDefinition } from "./statemachine/module.ts";
 import { moduleListener } from "./statemachine/module-listener.ts";
 import { countOrdersByStatus, countUnmovedOrders } from "./statemachine/order-stats.ts";
 import { ordersListener } from "./statemachine/orders-listener.ts";
+import { RetentionSweep } from "./statemachine/retention.ts";
 
 export interface ServiceOptions {
   config: Config;
@@ -74,6 +75,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         url: config.natsUrl,
         prefix: config.natsPrefix,
         duplicateWindowMs: config.natsDuplicateWindowMs,
+        limits: {
+          replicas: config.natsReplicas,
+          maxAgeMs: config.natsMaxAgeMs,
+          maxBytes: config.natsMaxBytes,
+        },
         logger,
       })
     : new InProcessBus();
@@ -111,7 +117,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     : undefined;
   if (notifier) listeners.push(notifier.listener);
   if (bus.kind === "in-process") {
-    const marked = await republishUnhandled(database.db, listeners);
+    const marked = await republishUnhandled(
+      database.db,
+      listeners,
+      new Date(Date.now() - config.inboxRetentionMs),
+    );
     if (marked > 0)
       logger.info({ events: marked }, "handing events not yet handled before the restart to the new bus");
   }
@@ -129,6 +139,16 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     });
     sweep.start();
     stops.push(() => sweep.stop());
+    if (config.retentionSweepMs > 0) {
+      const retention = new RetentionSweep({
+        db: database.db,
+        logger,
+        inboxRetentionMs: config.inboxRetentionMs,
+        intervalMs: config.retentionSweepMs,
+      });
+      retention.start();
+      stops.push(() => retention.stop());
+    }
   }
   if (notifier) {
     await notifier.sender.start();
@@ -144,7 +164,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       onPublished: (events) => {
         metrics.published.inc(events.length);
         const now = Date.now();
-        for (const e of events) metrics.publishLag.observe((now - Date.parse(e.occurredAt)) / 1000);
+        // A replay (republishEvents, an embedded bus restarted) occurred long ago: its age is no publishing lag.
+        for (const e of events)
+          if (!e.replay) metrics.publishLag.observe((now - Date.parse(e.occurredAt)) / 1000);
       },
     });
     await relay.start();
@@ -176,6 +198,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         audience: config.gateway.jwtAudience,
       }),
       commands: { db: database.db, modules, requiredForCompletion: config.modulesRequiredForCompletion },
+      inboxRetentionMs: config.inboxRetentionMs,
     });
     await new Promise<void>((resolve) => gateway.server.listen(config.port, resolve));
     port = (gateway.server.address() as AddressInfo).port;

@@ -218,6 +218,11 @@ export class OrderFeed {
     return event?.id === eventId && !event.replay;
   }
 
+  /** Whether the stream has removed this position by its limits (its max age or size) or an operator. */
+  async removed(sequence: number): Promise<boolean> {
+    return sequence < (await this.bus.firstPosition());
+  }
+
   /** Live changes of the audience, from now on. Refused (RATE_LIMITED) past the caller's limit. */
   subscribe(audience: Audience, callerId = ""): AsyncIterableIterator<OrderStateChange> {
     const held = this.callers.get(callerId) ?? 0;

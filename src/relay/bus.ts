@@ -152,6 +152,11 @@ export interface Bus {
   /** The stream's last sequence now (0 while it is empty). */
   position(): Promise<number>;
   /**
+   * The first sequence the stream still holds: the ones before it were
+   * removed by the stream's limits (its max age or size) or an operator.
+   */
+  firstPosition(): Promise<number>;
+  /**
    * The events between two sequences, in stream order, fetched a page at a
    * time as the caller pulls, so a long history never sits in memory whole.
    */

@@ -182,6 +182,11 @@ export class InProcessBus implements Bus {
     return this.stream.length;
   }
 
+  /** It never removes an event while it runs (it forgets them all when the process ends). */
+  async firstPosition(): Promise<number> {
+    return 1;
+  }
+
   async *replay(spec: ReplaySpec): AsyncIterable<Delivery> {
     const end = Math.min(spec.untilSequence, this.stream.length);
     for (let i = spec.afterSequence; i < end; i++) {

@@ -11,20 +11,23 @@ import type {
 } from "./bus.ts";
 import { backlog } from "./jetstream/backlog.ts";
 import { type BusLogger, type BusParts, Connection, quiet } from "./jetstream/connection.ts";
-import { eventAt, position, replay } from "./jetstream/history.ts";
+import { eventAt, firstPosition, position, replay } from "./jetstream/history.ts";
 import { lookup, publish } from "./jetstream/publish.ts";
 import { tail } from "./jetstream/tail.ts";
-import { Topology } from "./jetstream/topology.ts";
+import { defaultStreamLimits, type StreamLimits, Topology } from "./jetstream/topology.ts";
 import { consume } from "./jetstream/work-queue.ts";
 
 export type { BusLogger } from "./jetstream/connection.ts";
 
 export interface JetStreamBusOptions {
-  url: string;
+  /** A server, or several of one cluster (the client fails over between them). */
+  url: string | string[];
   /** A plain token (letters, digits, underscore) that namespaces the stream, subjects and consumers. */
   prefix: string;
   /** How long JetStream remembers a message id to drop a repeated publish. Default 120000 ms. */
   duplicateWindowMs?: number;
+  /** The stream's limits: replicas on a cluster (default 1), max age (default 7 days), max bytes (default none). */
+  limits?: Partial<StreamLimits>;
   logger?: BusLogger;
 }
 
@@ -39,17 +42,22 @@ export class JetStreamBus implements Bus {
   readonly stream: string;
   readonly subjects: string;
   readonly duplicateWindowMs: number;
+  readonly limits: StreamLimits;
   private readonly parts: BusParts;
   private readonly running = new Set<Consumption>();
 
   constructor(options: JetStreamBusOptions) {
     const log = options.logger ?? quiet;
-    const topology = new Topology(options.prefix, options.duplicateWindowMs ?? 120_000, log);
+    const topology = new Topology(options.prefix, options.duplicateWindowMs ?? 120_000, log, {
+      ...defaultStreamLimits,
+      ...options.limits,
+    });
     const connection = new Connection(options.url, `order-gateway:${options.prefix}`, log);
     this.parts = { connection, topology, log };
     this.stream = topology.stream;
     this.subjects = topology.subjects;
     this.duplicateWindowMs = topology.duplicateWindowMs;
+    this.limits = topology.limits;
   }
 
   async start(): Promise<void> {
@@ -75,6 +83,10 @@ export class JetStreamBus implements Bus {
 
   position(): Promise<number> {
     return position(this.parts);
+  }
+
+  firstPosition(): Promise<number> {
+    return firstPosition(this.parts);
   }
 
   replay(spec: ReplaySpec): AsyncIterable<Delivery> {

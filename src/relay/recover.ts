@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNotNull, notExists, sql } from "drizzle-orm";
+import { and, eq, gte, inArray, isNotNull, notExists, sql } from "drizzle-orm";
 import type { Db } from "../db/database.ts";
 import type { Listener } from "./listener.ts";
 import { deadLetters, orderEvents, processedEvents } from "./tables.ts";
@@ -10,8 +10,15 @@ import { deadLetters, orderEvents, processedEvents } from "./tables.ts";
  * neither in its inbox nor in dead_letters, is marked unpublished again; the
  * relay hands it to the new bus, and listeners that had handled it find their
  * inbox row and do nothing. Returns how many events it marked.
+ *
+ * Only events since `horizon` (the inbox retention): older inbox rows may
+ * have been swept, and their events were handled long ago.
  */
-export async function republishUnhandled(db: Db, listeners: readonly Listener[]): Promise<number> {
+export async function republishUnhandled(
+  db: Db,
+  listeners: readonly Listener[],
+  horizon?: Date,
+): Promise<number> {
   const types = (await db.selectDistinct({ type: orderEvents.type }).from(orderEvents)).map((r) => r.type);
   let marked = 0;
   for (const listener of listeners) {
@@ -32,6 +39,7 @@ export async function republishUnhandled(db: Db, listeners: readonly Listener[])
       .where(
         and(
           isNotNull(orderEvents.publishedAt),
+          horizon ? gte(orderEvents.occurredAt, horizon) : undefined,
           inArray(orderEvents.type, handled),
           notExists(inInbox),
           notExists(dead),

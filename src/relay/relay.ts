@@ -249,7 +249,8 @@ export class Relay {
     for (const row of rows) {
       const sequence = this.acked.get(publicationOf(row));
       if (sequence !== undefined) settled.set(row, sequence);
-      else if (now - row.occurredAt.getTime() > this.unsureAfterMs) unsure.push(row);
+      // A replay that went out twice is harmless (inboxes know it, feeds skip replays): not worth a walk.
+      else if (row.replays === 0 && now - row.occurredAt.getTime() > this.unsureAfterMs) unsure.push(row);
     }
     if (unsure.length > 0) {
       const found = await this.bus.lookup(unsure.map(toBusEvent));

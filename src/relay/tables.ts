@@ -65,7 +65,11 @@ export const processedEvents = pgTable(
     eventId: uuid("event_id").notNull(),
     processedAt: timestamp("processed_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.consumer, t.eventId] })],
+  (t) => [
+    primaryKey({ columns: [t.consumer, t.eventId] }),
+    // The retention sweep's (rows are inserted in about this order): a few pages, next to nothing per insert.
+    index("processed_events_processed_at").using("brin", t.processedAt),
+  ],
 );
 
 /** Events a consumer gave up on after its bounded tries, kept with the last error for an admin. */

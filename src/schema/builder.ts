@@ -27,6 +27,8 @@ export interface Context {
   logger: Logger;
   /** STUCK_ORDER_AFTER_MS: when an open order counts as stuck (pipelineHealth). */
   stuckOrderAfterMs: number;
+  /** The deduplication horizon (INBOX_RETENTION_HOURS): events older than this may be unknown to inboxes. */
+  inboxRetentionMs: number;
 }
 
 /**

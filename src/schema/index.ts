@@ -9,6 +9,7 @@ import { addParkedEvents } from "./parked-events.ts";
 import { addPipeline } from "./pipeline.ts";
 import { addProducts } from "./product.ts";
 import { addReports } from "./reports.ts";
+import { addRepublish } from "./republish.ts";
 import { addSubscription } from "./subscription.ts";
 
 /**
@@ -26,5 +27,6 @@ export function schemaFor(modules: readonly ModuleDefinition[]): GraphQLSchema {
   addDeadLetters(builder, orders);
   addParkedEvents(builder);
   addPipeline(builder, orders);
+  addRepublish(builder);
   return lexicographicSortSchema(builder.toSchema());
 }

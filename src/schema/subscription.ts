@@ -25,11 +25,17 @@ async function resumePosition(ctx: Context, caller: Caller, eventId: string): Pr
       .where(eq(orderEvents.id, eventId));
     if (!found || !canSee(caller, found)) return unknown();
     if (found.streamSeq !== null) {
-      if (!(await ctx.feed.holds(found.streamSeq, eventId)))
+      if (!(await ctx.feed.holds(found.streamSeq, eventId))) {
+        if (await ctx.feed.removed(found.streamSeq))
+          refuse(
+            "BAD_USER_INPUT",
+            "after names a change older than the event stream keeps (its retention, NATS_MAX_AGE_HOURS or NATS_MAX_BYTES, has removed it): subscribe without after, and read the orders for their current state",
+          );
         refuse(
           "BAD_USER_INPUT",
           "after names a change the event stream no longer holds (the embedded bus starts empty after a restart): subscribe without after, and read the orders for their current state",
         );
+      }
       return found.streamSeq;
     }
     if (Date.now() > deadline)

@@ -27,6 +27,7 @@ type Documents = {
     "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n": typeof types.ReplayDeadLetterDocument,
     "\n  query ParkedEvents {\n    parkedEvents { id type orderId error payloadBytes parkedAt }\n  }\n": typeof types.ParkedEventsDocument,
     "\n  mutation RepublishParkedEvent($id: ID!) {\n    republishParkedEvent(id: $id)\n  }\n": typeof types.RepublishParkedEventDocument,
+    "\n  mutation RepublishEvents($from: DateTime!, $to: DateTime!) {\n    republishEvents(from: $from, to: $to)\n  }\n": typeof types.RepublishEventsDocument,
     "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n": typeof types.PlaceOrderDocument,
     "\n  mutation ConfirmPayment($input: ConfirmPaymentInput!) {\n    confirmPayment(input: $input) { eventId order { id status } }\n  }\n": typeof types.ConfirmPaymentDocument,
     "\n  mutation CancelOrder($input: CancelOrderInput!) {\n    cancelOrder(input: $input) { eventId order { id status cancellationReason } }\n  }\n": typeof types.CancelOrderDocument,
@@ -54,6 +55,7 @@ const documents: Documents = {
     "\n  mutation ReplayDeadLetter($id: ID!) {\n    replayDeadLetter(id: $id) { id replayedAt }\n  }\n": types.ReplayDeadLetterDocument,
     "\n  query ParkedEvents {\n    parkedEvents { id type orderId error payloadBytes parkedAt }\n  }\n": types.ParkedEventsDocument,
     "\n  mutation RepublishParkedEvent($id: ID!) {\n    republishParkedEvent(id: $id)\n  }\n": types.RepublishParkedEventDocument,
+    "\n  mutation RepublishEvents($from: DateTime!, $to: DateTime!) {\n    republishEvents(from: $from, to: $to)\n  }\n": types.RepublishEventsDocument,
     "\n  mutation PlaceOrder($input: PlaceOrderInput!) {\n    placeOrder(input: $input) {\n      eventId\n      order { id status customerId requiredModules total { amount currency } }\n    }\n  }\n": types.PlaceOrderDocument,
     "\n  mutation ConfirmPayment($input: ConfirmPaymentInput!) {\n    confirmPayment(input: $input) { eventId order { id status } }\n  }\n": types.ConfirmPaymentDocument,
     "\n  mutation CancelOrder($input: CancelOrderInput!) {\n    cancelOrder(input: $input) { eventId order { id status cancellationReason } }\n  }\n": types.CancelOrderDocument,
@@ -134,6 +136,10 @@ export function graphql(source: "\n  query ParkedEvents {\n    parkedEvents { id
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation RepublishParkedEvent($id: ID!) {\n    republishParkedEvent(id: $id)\n  }\n"): (typeof documents)["\n  mutation RepublishParkedEvent($id: ID!) {\n    republishParkedEvent(id: $id)\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation RepublishEvents($from: DateTime!, $to: DateTime!) {\n    republishEvents(from: $from, to: $to)\n  }\n"): (typeof documents)["\n  mutation RepublishEvents($from: DateTime!, $to: DateTime!) {\n    republishEvents(from: $from, to: $to)\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

@@ -32,7 +32,7 @@ export class Connection {
   private closing?: Promise<void>;
 
   constructor(
-    private readonly url: string,
+    private readonly url: string | string[],
     private readonly name: string,
     private readonly log: BusLogger,
   ) {}

@@ -4,6 +4,15 @@ import type { BusLogger } from "./connection.ts";
 
 const restartDelayMs = 1_000;
 
+/**
+ * How long each pull request lives (the client's default is 30 s). The
+ * server sends heartbeats at half of it, and the client re-pulls after two
+ * are missed: when a node of a cluster dies with the consumer's leader on
+ * it, the pull it held is noticed gone within seconds rather than a minute.
+ * Idle, it costs a request every few seconds per consumer.
+ */
+export const pullExpiresMs = 5_000;
+
 export interface FeedHooks {
   open(): Promise<ConsumerMessages>;
   each(msg: JsMsg, stopping: boolean): Promise<void> | void;

@@ -10,6 +10,10 @@ export async function position({ connection, topology }: BusParts): Promise<numb
   return (await connection.clients().jsm.streams.info(topology.stream)).state.last_seq;
 }
 
+export async function firstPosition({ connection, topology }: BusParts): Promise<number> {
+  return (await connection.clients().jsm.streams.info(topology.stream)).state.first_seq;
+}
+
 /** The events between two sequences, a page at a time as the reader pulls. */
 export async function* replay(parts: BusParts, spec: ReplaySpec): AsyncIterable<Delivery> {
   const { connection, topology, log } = parts;

@@ -1,7 +1,7 @@
 import type { Consumer, ConsumerMessages } from "@nats-io/jetstream";
 import type { Consumption, Delivery, TailSpec } from "../bus.ts";
 import type { BusParts } from "./connection.ts";
-import { Feed } from "./feed.ts";
+import { Feed, pullExpiresMs } from "./feed.ts";
 import { parse } from "./topology.ts";
 
 /** The live tail: an ephemeral ordered consumer from a position, never acked, deleted on stop. */
@@ -21,7 +21,7 @@ export async function tail(
   let consumer: Consumer | undefined;
   const open = async () => {
     consumer = await js.consumers.get(topology.stream, { filter_subjects: filter, opt_start_seq: next });
-    return consumer.consume();
+    return consumer.consume({ expires: pullExpiresMs });
   };
   // Opened here so a missing stream fails the caller, not a background loop.
   let first: ConsumerMessages | undefined = await open();

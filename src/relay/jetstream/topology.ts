@@ -4,6 +4,7 @@ import {
   type ConsumerConfig,
   type ConsumerInfo,
   DeliverPolicy,
+  DiscardPolicy,
   JetStreamApiError,
   RetentionPolicy,
   StorageType,
@@ -11,6 +12,22 @@ import {
 import { nanos } from "@nats-io/transport-node";
 import type { BusEvent } from "../bus.ts";
 import type { BusLogger, Clients } from "./connection.ts";
+
+/** What the stream keeps, and on how many servers. */
+export interface StreamLimits {
+  /** Servers of a cluster that each hold the stream (1, 3 or 5); its consumers inherit it. */
+  replicas: number;
+  /** Events older than this are removed: the reach of a resume and of a listener that starts late. */
+  maxAgeMs: number;
+  /** The oldest events go first past this size; undefined: no limit but the age. */
+  maxBytes: number | undefined;
+}
+
+export const defaultStreamLimits: StreamLimits = {
+  replicas: 1,
+  maxAgeMs: 7 * 24 * 3_600_000,
+  maxBytes: undefined,
+};
 
 /** Server code for "stream name already in use with a different configuration". */
 const streamNameInUse = 10058;
@@ -27,6 +44,7 @@ export class Topology {
     readonly prefix: string,
     readonly duplicateWindowMs: number,
     private readonly log: BusLogger,
+    readonly limits: StreamLimits = defaultStreamLimits,
   ) {
     if (!/^\w+$/.test(prefix)) throw new Error(`invalid bus prefix: ${prefix}`);
     this.stream = `${prefix}_events`;
@@ -77,6 +95,10 @@ export class Topology {
     const config = {
       subjects: [this.subjects],
       duplicate_window: nanos(this.duplicateWindowMs),
+      num_replicas: this.limits.replicas,
+      max_age: nanos(this.limits.maxAgeMs),
+      max_bytes: this.limits.maxBytes ?? -1,
+      discard: DiscardPolicy.Old,
     };
     try {
       // Creating with an identical config succeeds, so processes starting together all get here.
@@ -88,10 +110,33 @@ export class Topology {
       });
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === streamNameInUse)) throw err;
-      // It exists with other settings (an older version, or limits set by an operator): keep those,
-      // bring ours in.
-      await jsm.streams.update(this.stream, config);
-      this.log.info({ stream: this.stream }, "bus: stream updated");
+      // It exists with other settings (an older version, other limits, fewer replicas): the
+      // configuration's limits are brought in, its other settings stay.
+      const before = (await jsm.streams.info(this.stream)).config;
+      // Replicas only go up by themselves: a process started without NATS_REPLICAS (a rolling deploy,
+      // a one-off tool) must not take a cluster's copies away. Lowering them is an operator's act.
+      const replicas = Math.max(before.num_replicas, config.num_replicas);
+      if (replicas > config.num_replicas)
+        this.log.warn(
+          { stream: this.stream, replicas: before.num_replicas, configured: config.num_replicas },
+          `bus: the stream has ${before.num_replicas} replicas, more than NATS_REPLICAS (${config.num_replicas}); keeping ${before.num_replicas} (lower them with \`nats stream edit\` if that is meant)`,
+        );
+      const wanted = { ...config, num_replicas: replicas };
+      const changed = Object.fromEntries(
+        Object.entries({
+          replicas: [before.num_replicas, replicas],
+          maxAgeMs: [before.max_age / 1e6, this.limits.maxAgeMs],
+          maxBytes: [before.max_bytes, wanted.max_bytes],
+          duplicateWindowMs: [before.duplicate_window / 1e6, this.duplicateWindowMs],
+        }).filter(([, [was, now]]) => was !== now),
+      );
+      await jsm.streams.update(this.stream, wanted);
+      this.log.info(
+        { stream: this.stream, changed },
+        before.num_replicas === replicas
+          ? "bus: stream updated"
+          : `bus: stream updated from ${before.num_replicas} to ${replicas} replicas (the servers copy it over in the background)`,
+      );
     }
   }
 

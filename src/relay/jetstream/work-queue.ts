@@ -8,7 +8,7 @@ import {
   type SingleConsumerSpec,
 } from "../bus.ts";
 import type { BusLogger, BusParts } from "./connection.ts";
-import { Feed } from "./feed.ts";
+import { Feed, pullExpiresMs } from "./feed.ts";
 import { parse } from "./topology.ts";
 
 /** Under ack_wait (30s), so a long handler does not get its message redelivered elsewhere. */
@@ -43,7 +43,7 @@ async function consumeEach(parts: BusParts, spec: SingleConsumerSpec): Promise<C
         // Next time round (the feed ended on its own), look the consumer up again: it may be gone.
         consumer = undefined;
         // A small client buffer: buffered messages count against ack_wait while they wait for a slot.
-        return current.consume({ max_messages: limit });
+        return current.consume({ max_messages: limit, expires: pullExpiresMs });
       },
       each: async (msg, stopping) => {
         if (stopping) {
@@ -113,7 +113,7 @@ async function consumeBatches(parts: BusParts, spec: BatchConsumerSpec): Promise
         const current = consumer;
         consumer = undefined;
         // A batch in hand and the next one buffered: buffered messages count against ack_wait.
-        return current.consume({ max_messages: size });
+        return current.consume({ max_messages: size, expires: pullExpiresMs });
       },
       each: async (msg, stopping) => {
         if (stopping) {
