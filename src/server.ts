@@ -5,7 +5,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Config, coreRoles } from "./config.ts";
-import { type Database, openDatabase } from "./db/database.ts";
+import { type Database, oldestTransactionSeconds, openDatabase } from "./db/database.ts";
 import { OrderFeed } from "./feed/order-feed.ts";
 import { createGateway } from "./gateway/http.ts";
 import { createMetrics } from "./gateway/metrics.ts";
@@ -18,9 +18,9 @@ import type { Bus, Consumption } from "./relay/bus.ts";
 import { countWaitingDeadLetters } from "./relay/dead-letters.ts";
 import { InProcessBus } from "./relay/in-process-bus.ts";
 import { JetStreamBus } from "./relay/jetstream-bus.ts";
-import { type Listener, type RetryPolicy, runListener } from "./relay/listener.ts";
+import { defaultRetryPolicy, type Listener, type RetryPolicy, runListener } from "./relay/listener.ts";
 import { republishUnhandled } from "./relay/recover.ts";
-import { countParked, Relay } from "./relay/relay.ts";
+import { countParked, outboxLagSeconds, Relay } from "./relay/relay.ts";
 import { CompletionSweep } from "./statemachine/completion-sweep.ts";
 import type { ModuleDefinition } from "./statemachine/module.ts";
 import { moduleListener } from "./statemachine/module-listener.ts";
@@ -46,6 +46,14 @@ export interface Service {
   /** Whether this process serves /graphql (the gateway role). */
   gateway: boolean;
   stop(): Promise<void>;
+  /**
+   * When stop() has taken too long (SHUTDOWN_TIMEOUT_MS): hands the bus back
+   * what this process still holds, so the caller can exit. What it had not
+   * committed rolls back when the process exits (its connections close), the
+   * relay's batch included; what it had committed is acknowledged or comes
+   * again as a duplicate. Rejects when the bus could not be told.
+   */
+  handBack(): Promise<void>;
 }
 
 export async function startService(options: ServiceOptions): Promise<Service> {
@@ -66,11 +74,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     poolSize: config.databasePoolSize,
   });
   metrics.countWaitingDeadLetters(() => countWaitingDeadLetters(database.db));
+  metrics.measureOutboxLag(() => outboxLagSeconds(database.db));
+  metrics.measureOldestTransaction(() => oldestTransactionSeconds(database.db));
   const bus: Bus = config.natsUrl
     ? new JetStreamBus({
         url: config.natsUrl,
         prefix: config.natsPrefix,
         duplicateWindowMs: config.natsDuplicateWindowMs,
+        ackWaitMs: config.natsAckWaitMs,
         logger,
       })
     : new InProcessBus();
@@ -85,7 +96,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     db: database.db,
     bus,
     logger,
-    retry: options.retry,
+    retry: options.retry ?? {
+      ...defaultRetryPolicy,
+      backoffMs: (attempt: number) => Math.min(60_000, config.listenerRetryMs * 4 ** (attempt - 1)),
+    },
     batchSize: config.listenerBatch,
     onHandled: (listener: string, _event: unknown, outcome: string) =>
       metrics.handled.inc({ listener, outcome }),
@@ -210,5 +224,6 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       })();
       return stopping;
     },
+    handBack: () => bus.handBack(),
   };
 }

@@ -40,8 +40,20 @@ export function createMetrics() {
     "orders_dead_letters_waiting",
     "Dead letters no listener is done with yet (not settled: waiting, or replayed and not handled yet); the same count in every process",
   );
+  const measureOutboxLag = databaseCount(
+    registry,
+    "orders_outbox_lag_seconds",
+    "How long the oldest outbox event waiting for the relay has waited (0 when none); grows while the bus is down or the relays are stuck",
+  );
+  const measureOldestTransaction = databaseCount(
+    registry,
+    "orders_database_oldest_transaction_seconds",
+    "How long the oldest transaction open on the database has been open: one held for minutes keeps every row version since, and slows the outbox",
+  );
   return {
     contentType: registry.contentType,
+    measureOutboxLag,
+    measureOldestTransaction,
     /** Where the dead-letter gauge reads its count; the database knows it. */
     countWaitingDeadLetters,
     /** Where the gauge above reads its value; the gateway's feed knows it. */

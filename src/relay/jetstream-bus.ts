@@ -23,6 +23,8 @@ export interface JetStreamBusOptions {
   prefix: string;
   /** How long JetStream remembers a message id to drop a repeated publish. Default 120000 ms. */
   duplicateWindowMs?: number;
+  /** How long a consumer waits for an ack before it delivers the message again. Default 30000 ms. */
+  ackWaitMs?: number;
   logger?: BusLogger;
 }
 
@@ -42,7 +44,12 @@ export class JetStreamBus implements Bus {
 
   constructor(options: JetStreamBusOptions) {
     const log = options.logger ?? quiet;
-    const topology = new Topology(options.prefix, options.duplicateWindowMs ?? 120_000, log);
+    const topology = new Topology(
+      options.prefix,
+      options.duplicateWindowMs ?? 120_000,
+      log,
+      options.ackWaitMs ?? 30_000,
+    );
     const connection = new Connection(options.url, `order-gateway:${options.prefix}`, log);
     this.parts = { connection, topology, log };
     this.stream = topology.stream;
@@ -91,6 +98,11 @@ export class JetStreamBus implements Bus {
     return this.parts.connection.close(() => Promise.all([...this.running].map((c) => c.stop())));
   }
 
+  async handBack(): Promise<void> {
+    for (const consumption of this.running) consumption.handBack?.();
+    await this.parts.connection.abandon();
+  }
+
   /** Remembered until stopped, so close() stops it first. */
   private track(consumption: Consumption): Consumption {
     const tracked: Consumption = {
@@ -98,6 +110,7 @@ export class JetStreamBus implements Bus {
         await consumption.stop();
         this.running.delete(tracked);
       },
+      handBack: () => consumption.handBack?.(),
     };
     this.running.add(tracked);
     return tracked;

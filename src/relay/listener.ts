@@ -1,4 +1,5 @@
 import type { Db, Tx } from "../db/database.ts";
+import { faultPoint } from "../faults.ts";
 import type { Logger } from "../log.ts";
 import {
   type Bus,
@@ -183,6 +184,7 @@ export async function deliverBatch(
         }
         if (attempt > 1 || event.replay !== undefined) await settle(tx, listener.name, event.id);
       }
+      faultPoint("listener:mid-batch");
       return handled;
     });
   } catch (error) {

@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import { type Database, type Db, query, type Tx } from "../db/database.ts";
+import { faultPoint } from "../faults.ts";
 import type { Logger } from "../log.ts";
 import { type Bus, type BusEvent, publicationId } from "./bus.ts";
 import { outboxChannel } from "./outbox.ts";
@@ -177,13 +178,16 @@ export class Relay {
       if (rows.length === 0) return { published: [], parked: [] };
       const settled = await this.settledBefore(rows);
       const pending = rows.filter((row) => !settled.has(row));
+      faultPoint("relay:before-publish");
       const outcome = await this.publishInOrder(pending);
+      faultPoint("relay:after-publish");
       for (const { row, sequence } of outcome.published) this.remember(row, sequence);
       const done = [...[...settled].map(([row, sequence]) => ({ row, sequence })), ...outcome.published];
       await mark(tx, done);
       await park(tx, outcome.parked);
       return { published: done, parked: outcome.parked };
     });
+    if (published.length > 0) faultPoint("relay:after-mark");
     for (const { row } of published) this.acked.delete(publicationOf(row));
     for (const { row, error } of parked) {
       this.logger.error(
@@ -385,6 +389,20 @@ export async function countParked(db: Db): Promise<number> {
     sql`select count(*)::int as n from order_events where parked_at is not null and published_at is null`,
   );
   return row?.n ?? 0;
+}
+
+/**
+ * How long the oldest event waiting for the relay has waited (0 when none):
+ * the outbox lag, which grows while the bus is down or the relays are stuck.
+ * Parked events are counted apart (countParked).
+ */
+export async function outboxLagSeconds(db: Db): Promise<number> {
+  const [row] = await query<{ seconds: number | null }>(
+    db,
+    sql`select extract(epoch from now() - min(occurred_at))::float8 as seconds
+          from order_events where published_at is null and parked_at is null`,
+  );
+  return Math.max(0, row?.seconds ?? 0);
 }
 
 /** Unparks events so the relay tries them again; answers the rows it unparked. */

@@ -27,6 +27,8 @@ export class Topology {
     readonly prefix: string,
     readonly duplicateWindowMs: number,
     private readonly log: BusLogger,
+    /** How long the server waits for an ack before it delivers a message again. */
+    readonly ackWaitMs = 30_000,
   ) {
     if (!/^\w+$/.test(prefix)) throw new Error(`invalid bus prefix: ${prefix}`);
     this.stream = `${prefix}_events`;
@@ -117,7 +119,7 @@ export class Topology {
       deliver_policy: DeliverPolicy.All,
       ack_policy: AckPolicy.Explicit,
       max_deliver: -1,
-      ack_wait: nanos(30_000),
+      ack_wait: nanos(this.ackWaitMs),
       ...filterConfig(filters),
     };
     let info: ConsumerInfo;
