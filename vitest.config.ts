@@ -7,6 +7,8 @@ export default defineConfig({
     // Tiers by suffix: *.unit (no I/O), *.int (real PostgreSQL and NATS, the service in-process),
     // *.e2e (OS processes). `npm run test:unit` etc. pick one; test/tiers.unit.test.ts holds every file to one.
     include: ["test/**/*.test.ts"],
+    // The fault suite is a tier of its own, `npm run test:faults` (vitest.faults.config.ts).
+    exclude: ["test/faults/**", "**/node_modules/**"],
     // Each file has its own database and NATS prefix, so files run side by side; two cores, so two at a time.
     pool: "forks",
     maxWorkers: 2,

@@ -94,7 +94,9 @@ export function readConfig(env: Env = process.env): Config {
     );
   const natsAckWaitMs = Number(env.NATS_ACK_WAIT_MS ?? 30_000);
   if (!Number.isInteger(natsAckWaitMs) || natsAckWaitMs < 100)
-    throw new Error(`NATS_ACK_WAIT_MS: "${env.NATS_ACK_WAIT_MS}" is not a number of milliseconds (100 or more)`);
+    throw new Error(
+      `NATS_ACK_WAIT_MS: "${env.NATS_ACK_WAIT_MS}" is not a number of milliseconds (100 or more)`,
+    );
   const listenerRetryMs = Number(env.LISTENER_RETRY_MS ?? 250);
   if (!Number.isInteger(listenerRetryMs) || listenerRetryMs < 1)
     throw new Error(`LISTENER_RETRY_MS: "${env.LISTENER_RETRY_MS}" is not a positive number of milliseconds`);

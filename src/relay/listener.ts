@@ -95,6 +95,7 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
         .returning({ eventId: processedEvents.eventId });
       if (fresh.length > 0) await listener.handle(tx, event);
       if (seenBefore) await settle(tx, listener.name, event.id);
+      faultPoint("listener:mid-batch");
       return fresh.length > 0;
     });
     deps.onHandled?.(listener.name, event, applied ? "applied" : "duplicate");

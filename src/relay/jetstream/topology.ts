@@ -132,10 +132,14 @@ export class Topology {
       if (!existing) throw err;
       info = existing;
     }
-    if (!sameFilters(info.config, filters)) {
+    const ackWait = nanos(this.ackWaitMs);
+    if (!sameFilters(info.config, filters) || info.config.ack_wait !== ackWait) {
       try {
-        info = await jsm.consumers.update(this.stream, durable, filterConfig(filters));
-        this.log.info({ consumer: durable, filters }, "bus: consumer filters updated");
+        info = await jsm.consumers.update(this.stream, durable, {
+          ...filterConfig(filters),
+          ack_wait: ackWait,
+        });
+        this.log.info({ consumer: durable, filters, ackWaitMs: this.ackWaitMs }, "bus: consumer updated");
       } catch (err) {
         // Still correct, only slower: the consumer acknowledges what it does not handle.
         this.log.warn({ err, consumer: durable }, "bus: using the existing consumer's filters as they are");
