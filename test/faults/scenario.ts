@@ -57,8 +57,12 @@ export interface FaultContext {
   env: FaultEnv;
   /** Resolves once n of the scenario's orders have been placed and paid (driven through). */
   driven(n: number): Promise<void>;
-  /** The fault strikes now: counts the orders in flight and starts the recovery clock. */
-  strike(): Promise<void>;
+  /**
+   * The fault strikes now: counts the orders in flight (or takes the count
+   * given: every order of a fault that lasts the whole load) and starts the
+   * recovery clock.
+   */
+  strike(inFlight?: number): Promise<void>;
   /** For an outage: the clock of recovery starts when it ends. */
   recovered(): void;
 }
@@ -72,6 +76,8 @@ export interface ScenarioSpec {
   plan?: (plans: PlannedOrder[]) => PlannedOrder[];
   /** What each driven order should end as (default: completed, or cancelled). */
   expect?: (orders: CheckedOrder[]) => void;
+  /** Before the load starts (a process started with other settings). */
+  prepare?(): Promise<void>;
   fault(ctx: FaultContext): Promise<void>;
   /** After the checks: scenario-specific assertions. */
   after?(orders: CheckedOrder[], stats: DriveStats): Promise<void> | void;
@@ -88,6 +94,7 @@ export async function runScenario(env: FaultEnv, spec: ScenarioSpec): Promise<vo
   const n = spec.orders ?? 100;
   const tag = `${spec.name.replace(/\W+/g, "-")}-${Date.now()}`;
   const plans = (spec.plan ?? ((p) => p))(planOrders(n, tag));
+  await spec.prepare?.();
   const since = new Date(Date.now() - 1_000);
   let driven = 0;
   const waiters: { n: number; resolve: () => void }[] = [];
@@ -107,9 +114,9 @@ export async function runScenario(env: FaultEnv, spec: ScenarioSpec): Promise<vo
     env,
     driven: (k) =>
       driven >= k ? Promise.resolve() : new Promise((resolve) => waiters.push({ n: k, resolve })),
-    async strike() {
+    async strike(count) {
       struckAt = Date.now();
-      inFlight = await env.checker.inFlight(since).catch(() => -1);
+      inFlight = count ?? (await env.checker.inFlight(since).catch(() => -1));
     },
     recovered() {
       recoveredAt = Date.now();
@@ -123,6 +130,11 @@ export async function runScenario(env: FaultEnv, spec: ScenarioSpec): Promise<vo
   // A moment for anything that would come twice to come.
   await new Promise((resolve) => setTimeout(resolve, 1_500));
   const findings = await env.checker.findings(checked, env.views);
+  // Its own assertions first (they fill the note in), recorded whatever they say.
+  const extra = await Promise.resolve(spec.after?.(checked, stats)).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
   const from = recoveredAt ?? struckAt ?? settledAt;
   const ids = new Set(checked.map((o) => o.id));
   record({
@@ -139,5 +151,5 @@ export async function runScenario(env: FaultEnv, spec: ScenarioSpec): Promise<vo
     note: typeof spec.note === "function" ? spec.note() : (spec.note ?? ""),
   });
   expect(problemsOf(findings)).toEqual([]);
-  await spec.after?.(checked, stats);
+  if (extra) throw extra;
 }

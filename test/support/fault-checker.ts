@@ -85,10 +85,12 @@ export class FaultChecker {
     private readonly mails: ReceivedMail[],
   ) {}
 
-  /** Orders placed since `since` and not yet completed or cancelled. */
+  /** Orders placed since `since` and not yet done: not completed or cancelled, or an email not sent yet. */
   async inFlight(since: Date): Promise<number> {
     const { rows } = await this.sql.query<{ n: number }>(
-      `select count(*)::int as n from sales_orders where created_at >= $1 and status not in ('completed', 'cancelled')`,
+      `select count(*)::int as n from sales_orders o where o.created_at >= $1
+          and (o.status not in ('completed', 'cancelled')
+               or exists (select 1 from notifications n where n.order_id = o.id and n.status in ('waiting', 'pending')))`,
       [since],
     );
     return rows[0]!.n;
