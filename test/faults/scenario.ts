@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import pg from "pg";
 import { expect } from "vitest";
 import { Cluster, type ClusterOptions } from "../support/cluster.ts";
@@ -10,7 +12,7 @@ import {
 import { type DriveStats, driveOrders, type PlannedOrder, planOrders, Subscriber } from "../support/load.ts";
 import { liveSubscriptions } from "../support/service.ts";
 import { type SmtpTestServer, startSmtpServer } from "../support/smtp.ts";
-import { record } from "./report.ts";
+import { artifacts, record } from "./report.ts";
 
 /** One test file's system: the roles in their processes, an SMTP sink, four subscribers on two gateways. */
 export class FaultEnv {
@@ -48,6 +50,11 @@ export class FaultEnv {
   async stop(): Promise<void> {
     for (const { subscriber } of this.views) subscriber.close();
     await this.cluster?.stop();
+    // The logs of the processes as they were last started, for when a scenario fails.
+    const dir = join(artifacts, "logs");
+    mkdirSync(dir, { recursive: true });
+    for (const [name, p] of this.cluster?.processes ?? [])
+      writeFileSync(join(dir, `${this.cluster.prefix}-${name}.log`), p.output);
     await this.sql?.end();
     await this.smtp?.close();
   }

@@ -28,7 +28,7 @@ export class RoleProcess {
         ...env,
         DATABASE_URL: url.toString(),
         ROLES: roles,
-        PORT: "0",
+        PORT: env.PORT ?? "0",
         LOG_LEVEL: "info",
       },
       stdio: ["ignore", "pipe", "pipe"],
@@ -88,6 +88,7 @@ export class Cluster {
   /** Base URLs of the two gateways once started. */
   gateways: string[] = [];
   private readonly env: Record<string, string>;
+  readonly prefix: string;
 
   static readonly roles: Record<string, string> = {
     gateway1: "gateway",
@@ -98,6 +99,7 @@ export class Cluster {
   };
 
   constructor(options: ClusterOptions) {
+    this.prefix = options.prefix;
     this.env = {
       DATABASE_URL: options.databaseUrl,
       NATS_URL: options.natsUrl,
