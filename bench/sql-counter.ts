@@ -14,7 +14,9 @@ const textsFile = process.env.BENCH_SQL_TEXTS;
 const byText = textsFile ? new Map<string, number>() : undefined;
 if (textsFile && byText) {
   process.on("exit", () => {
-    const lines = [...byText].sort((a, b) => b[1] - a[1]).map(([text, n]) => `${n}\t${text.replace(/\s+/g, " ")}`);
+    const lines = [...byText]
+      .sort((a, b) => b[1] - a[1])
+      .map(([text, n]) => `${n}\t${text.replace(/\s+/g, " ")}`);
     writeFileSync(textsFile, `${lines.join("\n")}\n`);
   });
 }

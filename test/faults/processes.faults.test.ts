@@ -161,6 +161,7 @@ describe("faults of the processes", () => {
       name: "transaction held open 60 s",
       concurrency: 2,
       async fault(ctx) {
+        await ctx.driven(5);
         // A report that reads in one snapshot for a minute: it holds every row version since it began.
         await held.query("begin isolation level repeatable read");
         await held.query("select count(*) from order_events");
