@@ -30,6 +30,7 @@ export function record(row: ScenarioRow): void {
 
 export function clear(): void {
   rmSync(rows, { recursive: true, force: true });
+  rmSync(join(artifacts, "logs"), { recursive: true, force: true });
 }
 
 /** The table of every row recorded in this run, as Markdown. */

@@ -21,7 +21,8 @@ export async function tail(
   let consumer: Consumer | undefined;
   const open = async () => {
     consumer = await js.consumers.get(topology.stream, { filter_subjects: filter, opt_start_seq: next });
-    return consumer.consume();
+    // As the work queue's pulls (work-queue.ts): back within seconds after a NATS restart.
+    return consumer.consume({ expires: 5_000 });
   };
   // Opened here so a missing stream fails the caller, not a background loop.
   let first: ConsumerMessages | undefined = await open();

@@ -11,6 +11,14 @@ import type { BusLogger, BusParts } from "./connection.ts";
 import { Feed } from "./feed.ts";
 import { parse } from "./topology.ts";
 
+/**
+ * How long a pull waits on the server. After a reconnect (a NATS restart)
+ * the client asks for the consumer and, while the server's JetStream is not
+ * ready yet, asks again only after this long: the default 30 s held every
+ * listener back for half a minute after NATS came back (the fault suite).
+ */
+const pullExpiresMs = 5_000;
+
 /** Well under ack_wait, so a long handler does not get its message redelivered elsewhere. */
 const workingEvery = (ackWaitMs: number) => Math.min(10_000, Math.max(50, Math.floor(ackWaitMs / 3)));
 
@@ -44,7 +52,7 @@ async function consumeEach(parts: BusParts, spec: SingleConsumerSpec): Promise<C
         // Next time round (the feed ended on its own), look the consumer up again: it may be gone.
         consumer = undefined;
         // A small client buffer: buffered messages count against ack_wait while they wait for a slot.
-        return current.consume({ max_messages: limit });
+        return current.consume({ max_messages: limit, expires: pullExpiresMs });
       },
       each: async (msg, stopping) => {
         if (stopping) {
@@ -122,7 +130,7 @@ async function consumeBatches(parts: BusParts, spec: BatchConsumerSpec): Promise
         const current = consumer;
         consumer = undefined;
         // A batch in hand and the next one buffered: buffered messages count against ack_wait.
-        return current.consume({ max_messages: size });
+        return current.consume({ max_messages: size, expires: pullExpiresMs });
       },
       each: async (msg, stopping) => {
         if (stopping) {
