@@ -9,6 +9,8 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     // The operators' console, built when missing or stale: its browser test loads it from the gateway.
     globalSetup: ["scripts/console-build.ts"],
+    // The fault suite is a tier of its own, `npm run test:faults` (vitest.faults.config.ts).
+    exclude: ["test/faults/**", "**/node_modules/**"],
     // Each file has its own database and NATS prefix, so files run side by side; two cores, so two at a time.
     pool: "forks",
     maxWorkers: 2,

@@ -43,6 +43,12 @@ export interface Config {
   listenerBatch: number;
   /** Relay partitions, each publishing its share of the orders in a transaction of its own. Default 1. */
   relayPartitions: number;
+  /** How long JetStream waits for a listener's ack before it delivers the event again. Default 30 s. */
+  natsAckWaitMs: number;
+  /** A listener's wait after a handler's first failure, times 4 after each further one (at most 60 s). Default 250 ms. */
+  listenerRetryMs: number;
+  /** How long a process takes to stop on SIGTERM before it hands back what it still holds and exits. Default 10 s. */
+  shutdownTimeoutMs: number;
   /** "all", or the roles this process runs (checked against the module list at start). */
   roles: "all" | Set<string>;
   logLevel: string;
@@ -130,6 +136,17 @@ export function readConfig(env: Env = process.env): Config {
     throw new Error(
       `RELAY_PARTITIONS: "${env.RELAY_PARTITIONS}" is not a whole number from 1 to ${relaySlots}`,
     );
+  const natsAckWaitMs = Number(env.NATS_ACK_WAIT_MS ?? 30_000);
+  if (!Number.isInteger(natsAckWaitMs) || natsAckWaitMs < 100)
+    throw new Error(
+      `NATS_ACK_WAIT_MS: "${env.NATS_ACK_WAIT_MS}" is not a number of milliseconds (100 or more)`,
+    );
+  const listenerRetryMs = Number(env.LISTENER_RETRY_MS ?? 250);
+  if (!Number.isInteger(listenerRetryMs) || listenerRetryMs < 1)
+    throw new Error(`LISTENER_RETRY_MS: "${env.LISTENER_RETRY_MS}" is not a positive number of milliseconds`);
+  const shutdownTimeoutMs = Number(env.SHUTDOWN_TIMEOUT_MS ?? 10_000);
+  if (!Number.isInteger(shutdownTimeoutMs) || shutdownTimeoutMs < 0)
+    throw new Error(`SHUTDOWN_TIMEOUT_MS: "${env.SHUTDOWN_TIMEOUT_MS}" is not a number of milliseconds`);
   return {
     port,
     databaseUrl: env.DATABASE_URL || undefined,
@@ -155,6 +172,9 @@ export function readConfig(env: Env = process.env): Config {
     stuckOrderAfterMs,
     listenerBatch,
     relayPartitions,
+    natsAckWaitMs,
+    listenerRetryMs,
+    shutdownTimeoutMs,
     roles,
     logLevel: env.LOG_LEVEL ?? "info",
     production: env.NODE_ENV === "production",

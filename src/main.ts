@@ -42,16 +42,35 @@ else {
   }
 }
 
+/**
+ * SIGTERM: stop taking work and finish what is in hand, within
+ * SHUTDOWN_TIMEOUT_MS; past it, hand back to the bus what is still held and
+ * exit anyway. Either way nothing is lost (what did not commit rolls back
+ * and comes again) nor doubled (the inboxes drop what comes twice), so both
+ * exit 0; only a hand-back the bus could not hear exits 1 (it redelivers
+ * after the ack wait all the same).
+ */
 let signals = 0;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {
     if (++signals > 1) process.exit(1);
-    logger.info({ signal }, "stopping");
-    const force = setTimeout(() => {
-      logger.error("did not stop within 20 s, exiting");
-      process.exit(1);
-    }, 20_000);
-    force.unref();
+    const bound = config.shutdownTimeoutMs;
+    logger.info({ signal, boundMs: bound }, "stopping");
+    setTimeout(() => {
+      logger.warn({ boundMs: bound }, "not stopped within the bound: handing back what is in hand");
+      service.handBack().then(
+        () => {
+          logger.info("handed back, exiting");
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error({ err: String(error) }, "could not hand back; the bus redelivers after the ack wait");
+          process.exit(1);
+        },
+      );
+      // The hand-back waits for NATS a couple of seconds at most; this is the last word.
+      setTimeout(() => process.exit(1), 5_000).unref();
+    }, bound);
     service.stop().then(
       () => process.exit(0),
       (error: unknown) => {

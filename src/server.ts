@@ -5,7 +5,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Config, coreRoles } from "./config.ts";
-import { type Database, openDatabase } from "./db/database.ts";
+import { type Database, oldestTransactionSeconds, openDatabase } from "./db/database.ts";
 import { OrderFeed } from "./feed/order-feed.ts";
 import { createGateway } from "./gateway/http.ts";
 import { createMetrics, type Metrics } from "./gateway/metrics.ts";
@@ -18,7 +18,7 @@ import type { Bus, Consumption } from "./relay/bus.ts";
 import { countWaitingDeadLetters } from "./relay/dead-letters.ts";
 import { InProcessBus } from "./relay/in-process-bus.ts";
 import { JetStreamBus } from "./relay/jetstream-bus.ts";
-import { type Listener, type RetryPolicy, runListener } from "./relay/listener.ts";
+import { defaultRetryPolicy, type Listener, type RetryPolicy, runListener } from "./relay/listener.ts";
 import { outboxBacklog, outboxLagSeconds } from "./relay/outbox-backlog.ts";
 import { republishUnhandled } from "./relay/recover.ts";
 import { countParked, Relay } from "./relay/relay.ts";
@@ -49,6 +49,14 @@ export interface Service {
   /** Whether this process serves /graphql (the gateway role). */
   gateway: boolean;
   stop(): Promise<void>;
+  /**
+   * When stop() has taken too long (SHUTDOWN_TIMEOUT_MS): hands the bus back
+   * what this process still holds, so the caller can exit. What it had not
+   * committed rolls back when the process exits (its connections close), the
+   * relay's batch included; what it had committed is acknowledged or comes
+   * again as a duplicate. Rejects when the bus could not be told.
+   */
+  handBack(): Promise<void>;
 }
 
 export async function startService(options: ServiceOptions): Promise<Service> {
@@ -70,6 +78,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   });
   metrics.countWaitingDeadLetters(() => countWaitingDeadLetters(database.db));
   watchPipeline(metrics, database, config.stuckOrderAfterMs);
+  metrics.measureOldestTransaction(() => oldestTransactionSeconds(database.db));
   const bus: Bus = config.natsUrl
     ? new JetStreamBus({
         url: config.natsUrl,
@@ -80,6 +89,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
           maxAgeMs: config.natsMaxAgeMs,
           maxBytes: config.natsMaxBytes,
         },
+        ackWaitMs: config.natsAckWaitMs,
         logger,
       })
     : new InProcessBus();
@@ -97,7 +107,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     db: database.db,
     bus,
     logger,
-    retry: options.retry,
+    retry: options.retry ?? {
+      ...defaultRetryPolicy,
+      backoffMs: (attempt: number) => Math.min(60_000, config.listenerRetryMs * 4 ** (attempt - 1)),
+    },
     batchSize: config.listenerBatch,
     onHandled: (listener: string, _event: unknown, outcome: string) =>
       metrics.handled.inc({ listener, outcome }),
@@ -240,6 +253,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       })();
       return stopping;
     },
+    handBack: () => bus.handBack(),
   };
 }
 

@@ -47,4 +47,17 @@ describe("test tiers", () => {
     const others = files.filter((name) => !name.endsWith(".e2e.test.ts"));
     expect(importing(others, processes)).toEqual({});
   });
+
+  it("keeps the fault suite a tier of its own: test/faults/*.faults.test.ts, run by npm run test:faults and not by npm test", async () => {
+    const faults = readdirSync(join(dir, "faults")).filter((name) => name.endsWith(".test.ts"));
+    expect(faults.length).toBeGreaterThan(0);
+    expect(faults.filter((name) => !name.endsWith(".faults.test.ts"))).toEqual([]);
+    expect(files.filter((name) => name.endsWith(".faults.test.ts"))).toEqual([]);
+    const { default: main } = await import("../vitest.config.ts");
+    const { default: suite } = await import("../vitest.faults.config.ts");
+    expect(main.test?.exclude).toContain("test/faults/**");
+    expect(suite.test?.include).toEqual(["test/faults/**/*.faults.test.ts"]);
+    const scripts = JSON.parse(readFileSync(join(dir, "..", "package.json"), "utf8")).scripts;
+    expect(scripts["test:faults"]).toBe("vitest run --config vitest.faults.config.ts");
+  });
 });

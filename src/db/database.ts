@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
-import type { SQL } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
 import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
@@ -229,4 +229,20 @@ async function openPglite(dataDir: string): Promise<Database> {
 export async function query<T>(db: Executor, statement: SQL): Promise<T[]> {
   const result = (await db.execute(statement)) as unknown as { rows: T[] };
   return result.rows;
+}
+
+/**
+ * How long the oldest transaction open on this database has been open (0
+ * when none but ours): one held open for minutes (a report, a stuck session)
+ * keeps every row version since it began, so vacuum cannot clean and the
+ * outbox's queries slow down. A gauge, so it shows before the lag does.
+ */
+export async function oldestTransactionSeconds(db: Db): Promise<number> {
+  const [row] = await query<{ seconds: number | null }>(
+    db,
+    sql`select extract(epoch from now() - min(xact_start))::float8 as seconds
+          from pg_stat_activity
+         where datname = current_database() and pid <> pg_backend_pid() and xact_start is not null`,
+  );
+  return Math.max(0, row?.seconds ?? 0);
 }

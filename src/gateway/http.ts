@@ -31,6 +31,9 @@ export interface GatewayDeps extends Omit<Context, "caller" | "tokenRefused"> {
 }
 
 /** One server, one port: GraphQL over HTTP and SSE (yoga), over WebSocket (graphql-ws), and the probes. */
+/** How long the requests in flight at shutdown may take to answer before their connections are closed. */
+const requestGraceMs = 2_000;
+
 export function createGateway(deps: GatewayDeps): { server: Server; close(): Promise<void> } {
   const { verify, metrics, options, ...services } = deps;
   const { bus } = deps;
@@ -87,9 +90,14 @@ export function createGateway(deps: GatewayDeps): { server: Server; close(): Pro
   return {
     server,
     async close() {
+      // No new connection, and none kept alive; the requests in flight (a mutation) get a moment to answer.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
       await websocket.close();
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, requestGraceMs).unref())]);
+      // What is left is long-lived (SSE subscriptions, which resume with Last-Event-ID) or stuck.
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closed;
     },
   };
 }

@@ -67,8 +67,14 @@ export function createMetrics() {
     "orders_stuck",
     "Open orders whose shared state has not moved for longer than STUCK_ORDER_AFTER_MS",
   );
+  const measureOldestTransaction = databaseCount(
+    registry,
+    "orders_database_oldest_transaction_seconds",
+    "How long the oldest transaction open on the database has been open: one held for minutes keeps every row version since, and slows the outbox",
+  );
   return {
     contentType: registry.contentType,
+    measureOldestTransaction,
     /** Where the gauges of the operators' console read their figures (the console shows the same). */
     console: {
       countOrdersByState,

@@ -124,6 +124,14 @@ export interface ConsumerBacklog {
 export interface Consumption {
   /** Stops taking new deliveries and waits for the ones in flight. */
   stop(): Promise<void>;
+  /**
+   * When stopping takes too long (a shutdown past its bound): hands every
+   * delivery still held back to the bus at once, handled or not, so other
+   * processes get them now rather than after the ack wait. One whose
+   * transaction commits after all comes again as a duplicate, which the
+   * inbox drops.
+   */
+  handBack?(): void;
 }
 
 export interface Bus {
@@ -172,4 +180,10 @@ export interface Bus {
   /** Rejects when the bus does not answer (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * The shutdown bound has passed: hands back what the consumers hold (see
+   * Consumption.handBack) and closes without waiting for them. Rejects when
+   * the bus could not be told (it then redelivers after the ack wait).
+   */
+  handBack(): Promise<void>;
 }

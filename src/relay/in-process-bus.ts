@@ -211,6 +211,9 @@ export class InProcessBus implements Bus {
     if (this.closed) throw new Error("bus is closed");
   }
 
+  /** Nothing to hand back: the outbox holds every event, and the next start hands it to the new bus. */
+  async handBack(): Promise<void> {}
+
   async close(): Promise<void> {
     this.closed = true;
     this.wakers.clear();

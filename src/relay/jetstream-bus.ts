@@ -28,6 +28,8 @@ export interface JetStreamBusOptions {
   duplicateWindowMs?: number;
   /** The stream's limits: replicas on a cluster (default 1), max age (default 7 days), max bytes (default none). */
   limits?: Partial<StreamLimits>;
+  /** How long a consumer waits for an ack before it delivers the message again. Default 30000 ms. */
+  ackWaitMs?: number;
   logger?: BusLogger;
 }
 
@@ -48,10 +50,13 @@ export class JetStreamBus implements Bus {
 
   constructor(options: JetStreamBusOptions) {
     const log = options.logger ?? quiet;
-    const topology = new Topology(options.prefix, options.duplicateWindowMs ?? 120_000, log, {
-      ...defaultStreamLimits,
-      ...options.limits,
-    });
+    const topology = new Topology(
+      options.prefix,
+      options.duplicateWindowMs ?? 120_000,
+      log,
+      { ...defaultStreamLimits, ...options.limits },
+      options.ackWaitMs ?? 30_000,
+    );
     const connection = new Connection(options.url, `order-gateway:${options.prefix}`, log);
     this.parts = { connection, topology, log };
     this.stream = topology.stream;
@@ -109,6 +114,11 @@ export class JetStreamBus implements Bus {
     return this.parts.connection.close(() => Promise.all([...this.running].map((c) => c.stop())));
   }
 
+  async handBack(): Promise<void> {
+    for (const consumption of this.running) consumption.handBack?.();
+    await this.parts.connection.abandon();
+  }
+
   /** Remembered until stopped, so close() stops it first. */
   private track(consumption: Consumption): Consumption {
     const tracked: Consumption = {
@@ -116,6 +126,7 @@ export class JetStreamBus implements Bus {
         await consumption.stop();
         this.running.delete(tracked);
       },
+      handBack: () => consumption.handBack?.(),
     };
     this.running.add(tracked);
     return tracked;

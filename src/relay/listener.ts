@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { type Db, query, type Tx } from "../db/database.ts";
+import { faultPoint } from "../faults.ts";
 import type { Logger } from "../log.ts";
 import {
   type Bus,
@@ -79,6 +80,13 @@ export interface ListenerDeps {
 }
 
 /**
+ * The longest wait before trying an event again while the database does not
+ * answer: a 3 s restart otherwise held events back for up to a minute, as
+ * each refused connection counted as a delivery (the fault suite).
+ */
+export const databaseAwayRetryMs = 5_000;
+
+/**
  * Handles one delivery: the inbox row and the listener's effect commit in one
  * transaction, so a redelivered event finds its inbox row and has no second
  * effect. A failure is counted and retried with back-off; after the last try
@@ -99,6 +107,7 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
       const fresh = await recordInInbox(tx, listener.name, [event.id]);
       if (fresh.length > 0) await listener.handle(tx, event);
       if (seenBefore) await settle(tx, listener.name, event.id);
+      faultPoint("listener:mid-batch");
       return fresh.length > 0;
     });
     deps.onHandled?.(listener.name, event, applied ? "applied" : "duplicate");
@@ -120,8 +129,10 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
       // Not counted, so not given up on: a database that does not answer is no reason to.
       deps.logger.warn({ ...log, err: message, countErr: String(countError) }, "listener failed, will retry");
       deps.onHandled?.(listener.name, event, "failed");
-      // The deliveries so far stand in for the failures it could not count: the wait grows all the same.
-      return { kind: "retry", delayMs: retry.backoffMs(Math.min(attempt, retry.maxAttempts)) };
+      // The deliveries so far stand in for the failures it could not count: the wait grows all the same,
+      // but only to a few seconds: the database is away, and each try costs it nothing.
+      const delayMs = Math.min(databaseAwayRetryMs, retry.backoffMs(Math.min(attempt, retry.maxAttempts)));
+      return { kind: "retry", delayMs };
     }
     if (verdict.kind === "retry") {
       deps.logger.warn({ ...log, attempt: verdict.failures, err: message }, "listener failed, will retry");
@@ -197,6 +208,7 @@ export async function deliverBatch(
         }
         if (attempt > 1 || event.replay !== undefined) await settle(tx, listener.name, event.id);
       }
+      faultPoint("listener:mid-batch");
       return handled;
     });
   } catch (error) {

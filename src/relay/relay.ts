@@ -1,6 +1,7 @@
 import { and, asc, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import { type Database, type Db, query, type Tx } from "../db/database.ts";
 import { wholeRow } from "../db/rows.ts";
+import { faultPoint } from "../faults.ts";
 import type { Logger } from "../log.ts";
 import { type Bus, type BusEvent, publicationId } from "./bus.ts";
 import { outboxChannel } from "./outbox.ts";
@@ -187,13 +188,16 @@ export class Relay {
       if (rows.length === 0) return { published: [], parked: [], claimed: 0 };
       const settled = await this.settledBefore(rows);
       const pending = rows.filter((row) => !settled.has(row));
+      faultPoint("relay:before-publish");
       const outcome = await this.publishInOrder(pending);
+      faultPoint("relay:after-publish");
       for (const { row, sequence } of outcome.published) this.remember(row, sequence);
       const done = [...[...settled].map(([row, sequence]) => ({ row, sequence })), ...outcome.published];
       await mark(tx, done);
       await park(tx, outcome.parked);
       return { published: done, parked: outcome.parked, claimed: rows.length };
     });
+    if (published.length > 0) faultPoint("relay:after-mark");
     for (const { row } of published) this.acked.delete(publicationOf(row));
     for (const { row, error } of parked) {
       this.logger.error(

@@ -72,14 +72,38 @@ const orderOfChange = new WeakMap<OrderStateChange, Promise<OrderRow | undefined
 function orderAsOf(ctx: Context, change: OrderStateChange): Promise<OrderRow | undefined> {
   let order = orderOfChange.get(change);
   if (!order) {
-    order = ctx.database.db
-      .select()
-      .from(salesOrders)
-      .where(eq(salesOrders.id, change.orderId))
-      .then(([row]) => row && { ...row, status: change.to });
+    order = readPatiently(() =>
+      ctx.database.db
+        .select()
+        .from(salesOrders)
+        .where(eq(salesOrders.id, change.orderId))
+        .then(([row]) => row && { ...row, status: change.to }),
+    );
     orderOfChange.set(change, order);
+    // A read that failed for good is not kept: the change may be resolved again.
+    order.catch(() => orderOfChange.delete(change));
   }
   return order;
+}
+
+/**
+ * How long a change waits for its order to be read when the database does not
+ * answer (a restart, a terminated connection): the change has already left
+ * the stream, and failing the read would hand the subscriber an error in its
+ * place, a change lost. Past it, the error goes out all the same.
+ */
+const changeReadPatienceMs = 30_000;
+
+async function readPatiently<T>(read: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + changeReadPatienceMs;
+  for (let wait = 100; ; wait = Math.min(wait * 2, 2_000)) {
+    try {
+      return await read();
+    } catch (error) {
+      if (Date.now() + wait > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
 }
 
 /** Whose changes the caller gets: a customer's own only, whatever the order named. */

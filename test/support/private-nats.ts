@@ -200,3 +200,45 @@ async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+/**
+ * A JetStream server of a test's own that the test may stop and start again
+ * on the same port with the same store (a NATS outage), never the shared one.
+ * The newest binary here: NATS_SERVER_BIN, the fetched 2.10, else the machine's.
+ */
+export async function startRestartableNats() {
+  const candidates = [process.env.NATS_SERVER_BIN, ...binaries.slice().reverse()];
+  const bin = candidates.find((b): b is string => !!b && existsSync(b));
+  if (!bin) throw new Error(`no nats-server binary (${candidates.filter(Boolean).join(", ")})`);
+  const dir = mkdtempSync(join(tmpdir(), "nats-restartable-"));
+  const port = await freePort();
+  const url = `nats://127.0.0.1:${port}`;
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn(bin, ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir], { stdio: "ignore" });
+    const deadline = Date.now() + 15_000;
+    while (!(await serverVersion(url))) {
+      if (Date.now() > deadline) throw new Error(`${bin} did not accept connections on ${url}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    const running = child;
+    child = undefined;
+    if (!running || running.exitCode !== null) return;
+    const exited = new Promise((resolve) => running.once("exit", resolve));
+    running.kill(signal);
+    await exited;
+  };
+  await start();
+  return {
+    url,
+    bin,
+    start,
+    stop,
+    async close() {
+      await stop("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

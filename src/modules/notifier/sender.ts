@@ -21,6 +21,7 @@ import { and, asc, eq, inArray, lte, type SQL, sql } from "drizzle-orm";
 import type { Database, Db, Session } from "../../db/database.ts";
 import { query } from "../../db/database.ts";
 import { wholeRow } from "../../db/rows.ts";
+import { faultPoint } from "../../faults.ts";
 import type { Logger } from "../../log.ts";
 import { salesOrders } from "../../statemachine/tables.ts";
 import { notifierChannel } from "./listener.ts";
@@ -267,7 +268,10 @@ export function createSender(options: SenderOptions): Sender {
         await release(on, [row]);
         return;
       }
-      await mailer.send(email);
+      const sending = mailer.send(email);
+      // The SMTP conversation has begun and nothing is accepted yet (test/faults).
+      faultPoint("notifier:mid-send");
+      await sending;
     } catch (error) {
       const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       const backoff = Math.min(maxRetryMs, retryMs * 2 ** Math.max(0, row.attempts - 1));

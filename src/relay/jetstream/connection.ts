@@ -78,6 +78,22 @@ export class Connection {
     return this.closing;
   }
 
+  /** Sends what is buffered (the naks of a hand-back), waiting at most a ping's time, then closes. */
+  async abandon(): Promise<void> {
+    const nc = this.clientsOpen?.nc;
+    if (!nc || nc.isClosed()) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("NATS did not answer the hand-back")), pingTimeoutMs);
+    });
+    try {
+      await Promise.race([nc.flush(), timeout]);
+    } finally {
+      clearTimeout(timer);
+      await nc.close().catch(() => {});
+    }
+  }
+
   private async connect(): Promise<void> {
     const nc = await connect({ servers: this.url, name: this.name, maxReconnectAttempts: -1 });
     let jsm: JetStreamManager;

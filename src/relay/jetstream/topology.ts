@@ -45,6 +45,8 @@ export class Topology {
     readonly duplicateWindowMs: number,
     private readonly log: BusLogger,
     readonly limits: StreamLimits = defaultStreamLimits,
+    /** How long the server waits for an ack before it delivers a message again. */
+    readonly ackWaitMs = 30_000,
   ) {
     if (!/^\w+$/.test(prefix)) throw new Error(`invalid bus prefix: ${prefix}`);
     this.stream = `${prefix}_events`;
@@ -162,7 +164,7 @@ export class Topology {
       deliver_policy: DeliverPolicy.All,
       ack_policy: AckPolicy.Explicit,
       max_deliver: -1,
-      ack_wait: nanos(30_000),
+      ack_wait: nanos(this.ackWaitMs),
       ...filterConfig(filters),
     };
     let info: ConsumerInfo;
@@ -175,10 +177,14 @@ export class Topology {
       if (!existing) throw err;
       info = existing;
     }
-    if (!sameFilters(info.config, filters)) {
+    const ackWait = nanos(this.ackWaitMs);
+    if (!sameFilters(info.config, filters) || info.config.ack_wait !== ackWait) {
       try {
-        info = await jsm.consumers.update(this.stream, durable, filterConfig(filters));
-        this.log.info({ consumer: durable, filters }, "bus: consumer filters updated");
+        info = await jsm.consumers.update(this.stream, durable, {
+          ...filterConfig(filters),
+          ack_wait: ackWait,
+        });
+        this.log.info({ consumer: durable, filters, ackWaitMs: this.ackWaitMs }, "bus: consumer updated");
       } catch (err) {
         // Still correct, only slower: the consumer acknowledges what it does not handle.
         this.log.warn({ err, consumer: durable }, "bus: using the existing consumer's filters as they are");

@@ -11,8 +11,8 @@ import type { BusLogger, BusParts } from "./connection.ts";
 import { Feed, pullExpiresMs } from "./feed.ts";
 import { parse } from "./topology.ts";
 
-/** Under ack_wait (30s), so a long handler does not get its message redelivered elsewhere. */
-const workingEveryMs = 10_000;
+/** Well under ack_wait, so a long handler does not get its message redelivered elsewhere. */
+const workingEvery = (ackWaitMs: number) => Math.min(10_000, Math.max(50, Math.floor(ackWaitMs / 3)));
 
 /** A durable consumer's deliveries, at least once, shared by every process that consumes the same name. */
 export function consume(parts: BusParts, spec: ConsumerSpec): Promise<Consumption> {
@@ -25,6 +25,7 @@ async function consumeEach(parts: BusParts, spec: SingleConsumerSpec): Promise<C
   const durable = topology.durable(spec.name);
   const limit = Math.max(1, spec.concurrency ?? 1);
   const inflight = new Set<Promise<void>>();
+  const held = new Set<JsMsg>();
   // Created here so a missing stream or a refused config fails the caller, not a background loop.
   let consumer: Consumer | undefined = await topology.ensureConsumer(
     connection.clients(),
@@ -51,7 +52,11 @@ async function consumeEach(parts: BusParts, spec: SingleConsumerSpec): Promise<C
           msg.nak();
           return;
         }
-        const job = deliver(spec, msg, durable, log).finally(() => inflight.delete(job));
+        held.add(msg);
+        const job = deliver(spec, msg, durable, log, workingEvery(topology.ackWaitMs)).finally(() => {
+          inflight.delete(job);
+          held.delete(msg);
+        });
         inflight.add(job);
         if (inflight.size >= limit) await Promise.race(inflight);
       },
@@ -64,6 +69,10 @@ async function consumeEach(parts: BusParts, spec: SingleConsumerSpec): Promise<C
     stop: async () => {
       await feed.stop();
       await Promise.all(inflight);
+    },
+    handBack: () => {
+      for (const msg of held) settle(msg, "nak", log);
+      held.clear();
     },
   };
 }
@@ -79,6 +88,8 @@ async function consumeBatches(parts: BusParts, spec: BatchConsumerSpec): Promise
   const durable = topology.durable(spec.name);
   const size = Math.max(1, spec.batchSize ?? defaultBatchSize);
   const waiting: JsMsg[] = [];
+  /** The batch being handled. */
+  let handling: JsMsg[] = [];
   let draining: Promise<void> | undefined;
   let batchEnded: (() => void)[] = [];
   let consumer: Consumer | undefined = await topology.ensureConsumer(
@@ -96,7 +107,9 @@ async function consumeBatches(parts: BusParts, spec: BatchConsumerSpec): Promise
         draining = undefined;
         return;
       }
-      await deliverBatch(spec, batch, durable, log);
+      handling = batch;
+      await deliverBatch(spec, batch, durable, log, workingEvery(topology.ackWaitMs));
+      handling = [];
       const ended = batchEnded;
       batchEnded = [];
       for (const resolve of ended) resolve();
@@ -138,10 +151,19 @@ async function consumeBatches(parts: BusParts, spec: BatchConsumerSpec): Promise
       await stopped;
       await draining;
     },
+    handBack: () => {
+      for (const msg of [...waiting.splice(0), ...handling.splice(0)]) settle(msg, "nak", log);
+    },
   };
 }
 
-async function deliverBatch(spec: BatchConsumerSpec, msgs: JsMsg[], durable: string, log: BusLogger) {
+async function deliverBatch(
+  spec: BatchConsumerSpec,
+  msgs: JsMsg[],
+  durable: string,
+  log: BusLogger,
+  workingEveryMs: number,
+) {
   const held: JsMsg[] = [];
   const deliveries: Delivery[] = [];
   for (const msg of msgs) {
@@ -186,7 +208,13 @@ function toDelivery(msg: JsMsg, durable: string, log: BusLogger): Delivery | und
   return { event, attempt: msg.info.deliveryCount, sequence: msg.info.streamSequence };
 }
 
-async function deliver(spec: SingleConsumerSpec, msg: JsMsg, durable: string, log: BusLogger): Promise<void> {
+async function deliver(
+  spec: SingleConsumerSpec,
+  msg: JsMsg,
+  durable: string,
+  log: BusLogger,
+  workingEveryMs: number,
+): Promise<void> {
   const delivery = toDelivery(msg, durable, log);
   if (!delivery) return;
   const { event } = delivery;
