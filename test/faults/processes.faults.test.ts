@@ -56,7 +56,8 @@ describe("faults of the processes", () => {
     await runScenario(env, {
       order: 4,
       name: "worker killed mid-batch",
-      fault: killAt("workers", "listener:mid-batch@40"),
+      // Listeners take batches and skip what has nothing for them: a few transactions into the load is mid-flow.
+      fault: killAt("workers", "listener:mid-batch@5"),
     });
   });
 
