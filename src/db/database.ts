@@ -70,6 +70,28 @@ const connectionOptions = {
 /** Back-off of a LISTEN connection being opened again: 100 ms, doubled up to 5 s. */
 const relistenMs = (attempt: number) => Math.min(100 * 2 ** attempt, 5_000);
 
+/**
+ * Gives the pool back a checked-out client whose connection ended and that
+ * nobody released within a second: drizzle-orm's transaction takes a client
+ * and sends BEGIN outside its try/finally, so a BEGIN on a connection that
+ * PostgreSQL just closed (a restart, a terminated backend) keeps the client
+ * checked out for ever, one pool slot less each time, and pool.end() waits on
+ * it. Released with its error, the pool drops it.
+ */
+function releaseLostClients(pool: pg.Pool): void {
+  const checkedOut = new Set<pg.PoolClient>();
+  pool.on("acquire", (client) => checkedOut.add(client));
+  pool.on("release", (_err, client) => checkedOut.delete(client as pg.PoolClient));
+  pool.on("connect", (client) =>
+    client.on("end", () =>
+      setTimeout(() => {
+        const lost = client as pg.PoolClient;
+        if (checkedOut.has(lost)) lost.release(new Error("connection ended while checked out"));
+      }, 1_000).unref(),
+    ),
+  );
+}
+
 export async function openDatabase(options: {
   url?: string;
   dataDir: string;
@@ -89,6 +111,7 @@ async function openPostgres(url: string, logger: DatabaseLogger, poolSize: numbe
   // Nor one that is checked out (its transaction killed by a timeout, a restart): its query rejects,
   // and the pool drops it when it comes back.
   pool.on("connect", (client) => client.on("error", () => {}));
+  releaseLostClients(pool);
   const client = await pool.connect();
   try {
     await client.query("select pg_advisory_lock($1)", [migrationLock]);
