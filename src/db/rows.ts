@@ -5,7 +5,7 @@
  * selection or a RETURNING list, each time a statement is built (about 10 µs
  * per column); on the hot paths a template with this list costs a tenth of it.
  */
-import { type Column, getTableColumns, type SQL, sql } from "drizzle-orm";
+import { type Column, getTableColumns, type SQL, type SQLWrapper, sql } from "drizzle-orm";
 import type { PgTable } from "drizzle-orm/pg-core";
 import { type Executor, query } from "./database.ts";
 
@@ -36,22 +36,37 @@ export function wholeRow<Table extends PgTable>(table: Table): WholeRow<Table["$
   };
 }
 
+/** The given properties (undefined left out) as column names and parameters, each value as the query builder sends it. */
+function driverPairs<Table extends PgTable>(
+  table: Table,
+  values: Partial<Table["$inferInsert"]>,
+): { name: SQLWrapper; value: SQL }[] {
+  const columns = getTableColumns(table) as Record<string, Column>;
+  return Object.entries(values)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => {
+      const column = columns[key];
+      if (!column) throw new Error(`${key} is not a column of the table`);
+      return {
+        name: sql.identifier(column.name),
+        value: sql`${value === null ? null : column.mapToDriverValue(value)}`,
+      };
+    });
+}
+
 /**
  * `("id", "status", ...) values ($1, $2, ...)` for one row of the table: the
  * given properties only, each as the query builder would send it.
  */
 export function rowValues<Table extends PgTable>(table: Table, values: Partial<Table["$inferInsert"]>): SQL {
-  const columns = getTableColumns(table) as Record<string, Column>;
-  const entries = Object.entries(values).filter(([, value]) => value !== undefined);
-  const names = entries.map(([key]) => {
-    const column = columns[key];
-    if (!column) throw new Error(`${key} is not a column of the table`);
-    return sql.identifier(column.name);
-  });
-  const params = entries.map(
-    ([key, value]) => sql`${value === null ? null : columns[key]!.mapToDriverValue(value)}`,
-  );
-  return sql`(${sql.join(names, sql`, `)}) values (${sql.join(params, sql`, `)})`;
+  const pairs = driverPairs(table, values);
+  return sql`(${sql.join(
+    pairs.map((p) => p.name),
+    sql`, `,
+  )}) values (${sql.join(
+    pairs.map((p) => p.value),
+    sql`, `,
+  )})`;
 }
 
 /** `"status" = $1, "updated_at" = $2, ...`: an UPDATE's assignments, each value as the query builder sends it. */
@@ -59,15 +74,8 @@ export function assignments<Table extends PgTable>(
   table: Table,
   values: Partial<Table["$inferInsert"]>,
 ): SQL {
-  const columns = getTableColumns(table) as Record<string, Column>;
   return sql.join(
-    Object.entries(values)
-      .filter(([, value]) => value !== undefined)
-      .map(([key, value]) => {
-        const column = columns[key];
-        if (!column) throw new Error(`${key} is not a column of the table`);
-        return sql`${sql.identifier(column.name)} = ${value === null ? null : column.mapToDriverValue(value)}`;
-      }),
+    driverPairs(table, values).map((p) => sql`${p.name} = ${p.value}`),
     sql`, `,
   );
 }
