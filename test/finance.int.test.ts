@@ -42,7 +42,7 @@ describe("Finance", () => {
   const handle = (e: BusEvent, { rollBack = false } = {}) =>
     open.db
       .transaction(async (tx) => {
-        await listener.handle(tx, e);
+        await listener.handleBatch(tx, [e]);
         if (rollBack) throw new RolledBack();
       })
       .catch((error: unknown) => {
@@ -200,7 +200,7 @@ describe("Finance's migration to gap-free numbers", () => {
     const open = await openDatabase({ url: database.url, dataDir: folder });
     try {
       const orderId = randomUUID();
-      await open.db.transaction((tx) => listener.handle(tx, confirmed(orderId)));
+      await open.db.transaction((tx) => listener.handleBatch(tx, [confirmed(orderId)]));
       const [invoice] = await open.db
         .select()
         .from(financeInvoices)

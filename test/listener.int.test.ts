@@ -10,6 +10,7 @@ import { JetStreamBus } from "../src/relay/jetstream-bus.ts";
 import {
   deliver,
   deliverBatch,
+  type EventListener,
   type Listener,
   type ListenerDeps,
   runListener,
@@ -34,7 +35,7 @@ describe("the listener runner", () => {
   const consumptions: Consumption[] = [];
 
   /** A listener whose effect is a row in `effects`: count the rows to count the effects. */
-  const counting = (name: string, fail: (e: BusEvent) => boolean = () => false): Listener => ({
+  const counting = (name: string, fail: (e: BusEvent) => boolean = () => false): EventListener => ({
     name,
     types: ["Something", "Fine", "Poison", "OrderConfirmed"],
     async handle(tx, e) {
@@ -392,15 +393,14 @@ describe("the listener runner", () => {
       );
       const outcomes: Outcomes = [];
       const { deps, counted, bus: inProcess } = batchDeps(outcomes);
-      const prepared: number[] = [];
+      const batches: number[] = [];
       const listener: Listener = {
         name: "batch-order",
         types: ["A1", "B1", "A2", "A3", "B2"],
-        prepare: async (_tx, events) => {
-          prepared.push(events.length);
-        },
-        handle: async (tx, e) => {
-          await tx.execute(sql`insert into applied (order_id, event_id) values (${e.orderId}, ${e.id})`);
+        handleBatch: async (tx, batch) => {
+          batches.push(batch.length);
+          for (const e of batch)
+            await tx.execute(sql`insert into applied (order_id, event_id) values (${e.orderId}, ${e.id})`);
         },
       };
       const [a, b] = [randomUUID(), randomUUID()];
@@ -423,7 +423,7 @@ describe("the listener runner", () => {
         sql`select event_id from applied where order_id in (${a}, ${b}) order by seq`,
       );
       expect(rows.map((r) => r.event_id)).toEqual(events.map((e) => e.id));
-      expect(prepared).toEqual([events.length]);
+      expect(batches).toEqual([events.length]);
       expect(counted.transactions).toBe(1);
     });
   });

@@ -90,7 +90,7 @@ describe("the notifier across the upgrade that put the invoice on InvoiceIssued"
       expect(stored!.payload.invoice).toEqual(invoice);
 
       const listener = notifierListener({ mailFrom: "orders@shop.example" });
-      await open.db.transaction((tx) => listener.handle(tx, legacy));
+      await open.db.transaction((tx) => listener.handleBatch(tx, [legacy]));
       const [row] = await open.db.select().from(notifications).where(eq(notifications.orderId, orderId));
       expect(row).toMatchObject({ kind: "confirmed", status: "waiting", heard: ["invoice-issued"], invoice });
     } finally {

@@ -295,15 +295,14 @@ describe("the notifier", () => {
     await expect(
       db.transaction(async (tx) => {
         const rows = () => tx.select().from(notifications).where(eq(notifications.orderId, placed.id));
-        await listener.handle(tx, event(invoiceIssued, issued));
+        await listener.handleBatch(tx, [event(invoiceIssued, issued)]);
         seen.push((await rows()).map((r) => [r.kind, r.status, r.heard]));
-        await listener.handle(
-          tx,
+        await listener.handleBatch(tx, [
           event(orderStateChanged, { from: "pending", to: "confirmed", customerId: "customer-1" }),
-        );
+        ]);
         seen.push((await rows()).map((r) => [r.kind, r.status, r.heard]));
         // Heard again (a replay the inbox does not know of): no change.
-        await listener.handle(tx, event(invoiceIssued, issued));
+        await listener.handleBatch(tx, [event(invoiceIssued, issued)]);
         seen.push((await rows()).map((r) => [r.kind, r.status, r.heard]));
         throw rolledBack;
       }),

@@ -24,8 +24,32 @@ export class MalformedEvent extends Error {
   }
 }
 
-/** A reaction to events, run by the runner below with at-least-once delivery and exactly-once effect. */
-export interface Listener {
+/**
+ * A reaction to events, run by the runner below with at-least-once delivery
+ * and exactly-once effect: one event at a time, or a batch at once.
+ */
+export type Listener = EventListener | BatchListener;
+
+export interface EventListener extends ListenerBase {
+  /** Runs inside the transaction that also records the event in the inbox. */
+  handle(tx: Tx, event: BusEvent): Promise<void>;
+  handleBatch?: never;
+}
+
+export interface BatchListener extends ListenerBase {
+  /**
+   * Runs for a batch's fresh events, in stream order, in the transaction that
+   * records them in the inbox (a single delivery is a batch of one): the
+   * place to read what the batch needs in one statement, take its locks at
+   * once and in a fixed order (so two batches never deadlock), and write what
+   * it decided in bulk. What it learns lives in its own call, so nothing
+   * outlives the transaction.
+   */
+  handleBatch(tx: Tx, events: BusEvent[]): Promise<void>;
+  handle?: never;
+}
+
+interface ListenerBase {
   /** The durable consumer's name; also the inbox's consumer column. */
   name: string;
   /**
@@ -34,15 +58,6 @@ export interface Listener {
    * acknowledged without a transaction.
    */
   types: readonly string[];
-  /** Runs inside the transaction that also records the event in the inbox. */
-  handle(tx: Tx, event: BusEvent): Promise<void>;
-  /**
-   * Runs once in a batch's transaction before its handlers, with the events
-   * they are about to handle (fresh ones only, in stream order): the place
-   * for what is cheaper once per batch, such as taking the batch's locks in
-   * one statement and in a fixed order, so two batches never deadlock.
-   */
-  prepare?(tx: Tx, events: BusEvent[]): Promise<void>;
   /**
    * True when the event alone shows there is nothing to do (a module the
    * order does not involve): a first delivery is then acknowledged without a
@@ -105,7 +120,7 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
   try {
     const applied = await deps.db.transaction(async (tx) => {
       const fresh = await recordInInbox(tx, listener.name, [event.id]);
-      if (fresh.length > 0) await listener.handle(tx, event);
+      if (fresh.length > 0) await handleFresh(tx, listener, [event]);
       if (seenBefore) await settle(tx, listener.name, event.id);
       faultPoint("listener:mid-batch");
       return fresh.length > 0;
@@ -164,6 +179,13 @@ async function recordInInbox(tx: Tx, consumer: string, eventIds: string[]): Prom
   return rows.map((row) => row.event_id);
 }
 
+/** The fresh events, in stream order: in one call when the listener takes batches, else one by one. */
+async function handleFresh(tx: Tx, listener: Listener, events: BusEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  if (listener.handleBatch) return listener.handleBatch(tx, events);
+  for (const event of events) await listener.handle(tx, event);
+}
+
 /** The error and its causes: the query builder wraps the database's own message, the one an operator needs. */
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
@@ -197,19 +219,13 @@ export async function deliverBatch(
     applied = await deps.db.transaction(async (tx) => {
       const fresh = await recordInInbox(tx, listener.name, [...new Set(batch.map((d) => d.event.id))]);
       const pending = new Set(fresh);
-      const handled = new Set<string>();
-      const events = batch.map((d) => d.event).filter((e) => pending.has(e.id));
-      if (events.length > 0) await listener.prepare?.(tx, events);
-      for (const { event, attempt } of batch) {
-        // A redelivery of an event the same batch holds twice is handled once.
-        if (pending.delete(event.id)) {
-          await listener.handle(tx, event);
-          handled.add(event.id);
-        }
+      // A redelivery of an event the same batch holds twice is handled once.
+      const events = batch.flatMap(({ event }) => (pending.delete(event.id) ? [event] : []));
+      await handleFresh(tx, listener, events);
+      for (const { event, attempt } of batch)
         if (attempt > 1 || event.replay !== undefined) await settle(tx, listener.name, event.id);
-      }
       faultPoint("listener:mid-batch");
-      return handled;
+      return new Set(events.map((e) => e.id));
     });
   } catch (error) {
     deps.logger.debug(

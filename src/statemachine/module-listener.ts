@@ -1,17 +1,12 @@
 import { sql } from "drizzle-orm";
-import type { Listener } from "../relay/listener.ts";
+import type { BatchListener } from "../relay/listener.ts";
 import { parseEvent } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
 import { decideModule, moduleHeard, moduleSkips } from "./module-decide.ts";
 import { applyModuleActions, readModuleState } from "./module-rows.ts";
 
-/** The advisory locks a batch's transaction took in prepare(): its handlers need not ask again. */
-const locked = new WeakMap<object, Set<string>>();
-
-const lockKey = (module: ModuleDefinition, orderId: string) => `${module.name}:${orderId}`;
-
 /** A module's listener: reads what the module knows of the order, lets it decide, applies what it decided. */
-export function moduleListener<S extends string>(module: ModuleDefinition<S>): Listener {
+export function moduleListener<S extends string>(module: ModuleDefinition<S>): BatchListener {
   return {
     name: module.name,
     types: moduleHeard(module),
@@ -22,22 +17,19 @@ export function moduleListener<S extends string>(module: ModuleDefinition<S>): L
         return false; // handle() dead-letters what it cannot read
       }
     },
-    async prepare(tx, events) {
-      const keys = [...new Set(events.map((e) => lockKey(module, e.orderId)))];
-      // In one fixed order, so two batches of this module (two processes) never wait on each other in a circle.
-      // One array parameter (keys are a module name and a uuid: nothing to quote), one statement text.
+    async handleBatch(tx, deliveries) {
+      const events = deliveries.map(parseEvent);
+      // One handler per (module, order) at a time: a cancel racing with the row's creation sees it, or is seen by it.
+      // The batch's locks in one fixed order, so two batches of this module (two processes) never wait on each
+      // other in a circle. One array parameter (keys are a module name and a uuid: nothing to quote).
+      const keys = [...new Set(events.map((e) => `${module.name}:${e.orderId}`))];
       await tx.execute(
         sql`select pg_advisory_xact_lock(h) from (select distinct hashtext(k) as h from unnest(${`{${keys.join(",")}}`}::text[]) as k order by 1) as locks`,
       );
-      locked.set(tx, new Set(keys));
-    },
-    async handle(tx, delivery) {
-      const event = parseEvent(delivery);
-      // One handler per (module, order) at a time: a cancel racing with the row's creation sees it, or is seen by it.
-      const key = lockKey(module, event.orderId);
-      if (!locked.get(tx)?.has(key)) await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${key}))`);
-      const state = await readModuleState(tx, module, event.orderId);
-      await applyModuleActions(tx, module, event, state, decideModule(module, event, state));
+      for (const event of events) {
+        const state = await readModuleState(tx, module, event.orderId);
+        await applyModuleActions(tx, module, event, state, decideModule(module, event, state));
+      }
     },
   };
 }

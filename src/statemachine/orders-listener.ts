@@ -1,11 +1,11 @@
 import { sql } from "drizzle-orm";
 import { query, type Tx } from "../db/database.ts";
-import type { Listener } from "../relay/listener.ts";
+import type { BatchListener } from "../relay/listener.ts";
 import { decideProgress, decideVeto } from "./decide.ts";
 import { parseModuleRowChanged } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
 import type { OrderRow } from "./tables.ts";
-import { cancelTransition, lockOrder, lockOrders, transitionOrderThrough } from "./transition.ts";
+import { cancelTransition, lockOrders, transitionOrderThrough } from "./transition.ts";
 
 /**
  * The `orders` role: the shared state machine's own listener. It hears every
@@ -13,32 +13,31 @@ import { cancelTransition, lockOrder, lockOrders, transitionOrderThrough } from 
  * completed, or cancelled on a veto), reading the rows as they are now rather
  * than trusting the order in which the events arrive.
  */
-export function ordersListener(modules: readonly ModuleDefinition[]): Listener {
-  /** The orders a batch's transaction has locked, as it last wrote them: its handlers need not read them again. */
-  const locked = new WeakMap<object, Map<string, OrderRow>>();
+export function ordersListener(modules: readonly ModuleDefinition[]): BatchListener {
   return {
     name: "orders",
     types: [...new Set(modules.flatMap((m) => Object.values<string>(m.events)))],
     // The rows as they are now decide: the event of the state the row went on to in the same transaction follows.
     skips: (delivery) => delivery.payload.passing === true,
-    async prepare(tx, events) {
-      // The batch's orders locked at once, in id order, so two batches never wait on each other in a circle.
-      const rows = await lockOrders(tx, [...new Set(events.map((e) => e.orderId))]);
-      locked.set(tx, new Map(rows.map((row) => [row.id, row])));
-    },
-    async handle(tx, delivery) {
-      const event = parseModuleRowChanged(delivery);
-      const rows = locked.get(tx);
-      const order = rows?.get(event.orderId) ?? (await lockOrder(tx, event.orderId));
-      if (!order) return;
-      const { state } = event.payload;
-      const source = modules.find((m) => m.name === event.payload.module);
-      const veto = decideVeto(order.status, source, state);
-      const moved =
-        veto && source
-          ? (await cancelTransition(tx, order, veto, { veto: source.name }))?.order
-          : await advanceOrder(tx, order, modules);
-      if (moved) rows?.set(moved.id, moved);
+    async handleBatch(tx, deliveries) {
+      const events = deliveries.map(parseModuleRowChanged);
+      // The batch's orders locked at once, in id order, so two batches never wait on each other in a circle;
+      // each as it was last written, so the next event of the same order starts from there.
+      const orders = new Map(
+        (await lockOrders(tx, [...new Set(events.map((e) => e.orderId))])).map((row) => [row.id, row]),
+      );
+      for (const event of events) {
+        const order = orders.get(event.orderId);
+        if (!order) continue;
+        const { state } = event.payload;
+        const source = modules.find((m) => m.name === event.payload.module);
+        const veto = decideVeto(order.status, source, state);
+        const moved =
+          veto && source
+            ? (await cancelTransition(tx, order, veto, { veto: source.name }))?.order
+            : await advanceOrder(tx, order, modules);
+        if (moved) orders.set(moved.id, moved);
+      }
     },
   };
 }

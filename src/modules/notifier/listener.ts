@@ -1,7 +1,7 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { query, type Tx } from "../../db/database.ts";
 import type { BusEvent } from "../../relay/bus.ts";
-import type { Listener } from "../../relay/listener.ts";
+import type { BatchListener } from "../../relay/listener.ts";
 import { orderEvents } from "../../relay/tables.ts";
 import { type DomainEvent, parseEvent } from "../../statemachine/events.ts";
 import { salesOrders } from "../../statemachine/tables.ts";
@@ -47,9 +47,7 @@ export function heardFact(event: DomainEvent): { kind: NotificationKind; fact: s
  * makes none pending. (The sender checks the order again before each send,
  * for a cancel that lands between the two.)
  */
-export function notifierListener(options: { mailFrom: string; name?: string }): Listener {
-  /** The events a batch's transaction recorded in prepare(). */
-  const recorded = new WeakMap<object, Set<string>>();
+export function notifierListener(options: { mailFrom: string; name?: string }): BatchListener {
   return {
     name: options.name ?? "notifier",
     types: [orderStateChanged, invoiceIssued],
@@ -62,14 +60,9 @@ export function notifierListener(options: { mailFrom: string; name?: string }): 
         return false;
       }
     },
-    async prepare(tx, deliveries) {
-      // The batch's facts in one statement; its handlers then have nothing left to do.
+    async handleBatch(tx, deliveries) {
+      // The batch's facts in one statement.
       await record(tx, await Promise.all(deliveries.map(async (d) => parseEvent(await withInvoice(tx, d)))));
-      recorded.set(tx, new Set(deliveries.map((d) => d.id)));
-    },
-    async handle(tx, delivery) {
-      if (recorded.get(tx)?.has(delivery.id)) return;
-      await record(tx, [parseEvent(await withInvoice(tx, delivery))]);
     },
   };
 
