@@ -216,24 +216,21 @@ export class Relay {
    */
   private async claim(tx: Tx, partition: number): Promise<OrderEventRow[]> {
     const { idleMs, statementMs, lockMs } = transactionLimits;
-    const [lock] = await query<{ slots: number[] | null }>(
-      tx,
-      sql`select
-        set_config('idle_in_transaction_session_timeout', ${String(idleMs)}, true),
-        set_config('statement_timeout', ${String(statementMs)}, true),
-        set_config('lock_timeout', ${String(lockMs)}, true),
-        case when pg_try_advisory_xact_lock_shared(${relayLock}) then array(
-          select slot from generate_series(${partition}::int, ${relaySlots - 1}::int, ${this.loops.length}::int) as slot
-           where pg_try_advisory_xact_lock(${slotLock}::bigint + slot)) end as slots`,
-    );
-    const slots = lock?.slots ?? [];
-    if (slots.length === 0) return [];
-    // Not behind a parked event of its order; each order's rows in outbox order.
+    // One statement: the transaction's bounds (for the statements after it; this one waits on no lock),
+    // the slot locks (CASE: the relay lock first, as its order matters) and the slots' rows.
     return eventRow.all(
       tx,
-      sql`select ${eventRow.columns} from ${orderEvents} e
+      sql`with bounds as materialized (select
+          set_config('idle_in_transaction_session_timeout', ${String(idleMs)}, true),
+          set_config('statement_timeout', ${String(statementMs)}, true),
+          set_config('lock_timeout', ${String(lockMs)}, true)),
+        slots as materialized (select slot from bounds,
+          generate_series(${partition}::int, ${relaySlots - 1}::int, ${this.loops.length}::int) as slot
+          where case when pg_try_advisory_xact_lock_shared(${relayLock})
+            then pg_try_advisory_xact_lock(${slotLock}::bigint + slot) else false end)
+        select ${eventRow.columns} from ${orderEvents} e
         where e.published_at is null and e.parked_at is null
-          and (hashtext(e.order_id::text) & ${relaySlots - 1}) = any(${`{${slots.join(",")}}`}::int[])
+          and (hashtext(e.order_id::text) & ${relaySlots - 1}) in (select slot from slots)
           and not exists (select 1 from ${orderEvents} held where held.order_id = e.order_id
             and held.parked_at is not null and held.published_at is null and held.seq < e.seq)
         order by e.seq limit ${this.batchSize} for update of e skip locked`,

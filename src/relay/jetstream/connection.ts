@@ -95,7 +95,14 @@ export class Connection {
   }
 
   private async connect(): Promise<void> {
-    const nc = await connect({ servers: this.url, name: this.name, maxReconnectAttempts: -1 });
+    // noAsyncTraces: no stack captured up front for every request (each publish and pull is one) in case it
+    // times out; errors still say what failed. nats.js documents it as a large gain for JetStream publishers.
+    const nc = await connect({
+      servers: this.url,
+      name: this.name,
+      maxReconnectAttempts: -1,
+      noAsyncTraces: true,
+    });
     let jsm: JetStreamManager;
     try {
       // Fails when JetStream is not enabled for the account.
