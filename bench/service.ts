@@ -49,6 +49,21 @@ export interface ServiceProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * BENCH_PG_SOCKET=<dir> (e.g. /var/run/postgresql): the service reaches PostgreSQL over its Unix socket
+ * in that directory instead of TCP on 127.0.0.1, as a service on the database's own host may. The
+ * figures of such a run say so in their heading.
+ */
+export const pgSocket = process.env.BENCH_PG_SOCKET;
+
+function serviceDatabaseUrl(url: string): string {
+  if (!pgSocket) return url;
+  // pg reads `host` from the query over the URL's host.
+  const socketUrl = new URL(url);
+  socketUrl.searchParams.set("host", pgSocket);
+  return socketUrl.toString();
+}
+
 /** Starts the service on the benchmark's database and NATS prefix; waits until /readyz answers 200. */
 export async function spawnService(
   env: BenchEnv,
@@ -86,7 +101,7 @@ async function startOnce(
       env: {
         ...process.env,
         PORT: String(port),
-        DATABASE_URL: env.databaseUrl,
+        DATABASE_URL: serviceDatabaseUrl(env.databaseUrl),
         NATS_URL: natsUrl,
         NATS_PREFIX: env.prefix,
         JWT_SECRET: jwtSecret,

@@ -32,6 +32,8 @@ export interface Config {
   jwtSecret: string | undefined;
   smtpUrl: string | undefined;
   mailFrom: string;
+  /** Worker threads that render the notifier's mails (invoice PDF, raw message); 0: on the event loop. Default 1. */
+  mailRenderThreads: number;
   /** The notifier's wait after a failed send, doubled for each further failure (at most 10 min). */
   notifierRetryMs: number;
   modulesRequiredForCompletion: string[];
@@ -144,6 +146,9 @@ export function readConfig(env: Env = process.env): Config {
   const listenerRetryMs = Number(env.LISTENER_RETRY_MS ?? 250);
   if (!Number.isInteger(listenerRetryMs) || listenerRetryMs < 1)
     throw new Error(`LISTENER_RETRY_MS: "${env.LISTENER_RETRY_MS}" is not a positive number of milliseconds`);
+  const mailRenderThreads = Number(env.MAIL_RENDER_THREADS ?? 1);
+  if (!Number.isInteger(mailRenderThreads) || mailRenderThreads < 0)
+    throw new Error(`MAIL_RENDER_THREADS: "${env.MAIL_RENDER_THREADS}" is not a whole number (0 or more)`);
   const shutdownTimeoutMs = Number(env.SHUTDOWN_TIMEOUT_MS ?? 10_000);
   if (!Number.isInteger(shutdownTimeoutMs) || shutdownTimeoutMs < 0)
     throw new Error(`SHUTDOWN_TIMEOUT_MS: "${env.SHUTDOWN_TIMEOUT_MS}" is not a number of milliseconds`);
@@ -163,6 +168,7 @@ export function readConfig(env: Env = process.env): Config {
     jwtSecret: env.JWT_SECRET || undefined,
     smtpUrl: env.SMTP_URL || undefined,
     mailFrom: env.MAIL_FROM ?? "orders@localhost",
+    mailRenderThreads,
     notifierRetryMs,
     modulesRequiredForCompletion: list(
       env.MODULES_REQUIRED_FOR_COMPLETION,

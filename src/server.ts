@@ -124,6 +124,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         logger,
         mailFrom: config.mailFrom,
         smtpUrl: config.smtpUrl,
+        renderThreads: config.mailRenderThreads,
         dataDir: config.dataDir,
         retryMs: config.notifierRetryMs,
       })

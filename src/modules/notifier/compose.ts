@@ -4,9 +4,10 @@ import { sql } from "drizzle-orm";
 import { type Executor, query } from "../../db/database.ts";
 import { wholeRow } from "../../db/rows.ts";
 import { type OrderLineRow, type OrderRow, orderLines, salesOrders } from "../../statemachine/tables.ts";
-import { isoDate, renderInvoicePdf } from "./invoice-pdf.ts";
+import { isoDate } from "./invoice-pdf.ts";
 import type { OutgoingEmail } from "./mailer.ts";
 import { formatMoney } from "./money.ts";
+import { inlineRendering, type Rendering } from "./rendering.ts";
 import type { NotificationRow } from "./table.ts";
 import { render, type TemplateData, type Templates } from "./templates.ts";
 
@@ -38,8 +39,10 @@ export async function composeEmail(
   row: EmailRow,
   templates: Templates,
   mailFrom: string,
+  rendering: Rendering = inlineRendering,
 ): Promise<OutgoingEmail> {
-  return emailFor(row, (await readOrders(db, [row.orderId])).get(row.orderId), templates, mailFrom);
+  const order = (await readOrders(db, [row.orderId])).get(row.orderId);
+  return emailFor(row, order, templates, mailFrom, rendering);
 }
 
 /**
@@ -50,6 +53,7 @@ export function emailComposer(
   db: Executor,
   templates: Templates,
   mailFrom: string,
+  rendering: Rendering = inlineRendering,
 ): (row: EmailRow) => Promise<OutgoingEmail> {
   const orders = new DataLoader<string, EmailOrder | undefined>(
     async (ids) => {
@@ -59,7 +63,7 @@ export function emailComposer(
     // Batching only: each email reads its order as it is when composed.
     { cache: false },
   );
-  return async (row) => emailFor(row, await orders.load(row.orderId), templates, mailFrom);
+  return async (row) => emailFor(row, await orders.load(row.orderId), templates, mailFrom, rendering);
 }
 
 async function emailFor(
@@ -67,6 +71,7 @@ async function emailFor(
   order: EmailOrder | undefined,
   templates: Templates,
   mailFrom: string,
+  rendering: Rendering,
 ): Promise<OutgoingEmail> {
   if (!order) throw new Error(`order ${row.orderId} not found`);
   const { lines } = order;
@@ -92,7 +97,7 @@ async function emailFor(
     data.invoiceNumber = invoice.number;
     data.invoiceDate = isoDate(issuedAt);
     data.total = formatMoney(invoice.amount, invoice.currency);
-    const pdf = await renderInvoicePdf({
+    const pdf = await rendering.invoicePdf({
       invoiceNumber: invoice.number,
       issuedAt,
       orderId: order.id,

@@ -15,6 +15,7 @@ import type { Listener } from "../../relay/listener.ts";
 import { emailComposer } from "./compose.ts";
 import { notifierListener } from "./listener.ts";
 import { createMailer } from "./mailer.ts";
+import { createRendering } from "./rendering.ts";
 import { createSender, type Sender, type SenderOptions } from "./sender.ts";
 import { loadTemplates } from "./templates.ts";
 
@@ -25,6 +26,8 @@ export interface NotifierOptions
   mailFrom: string;
   /** Unset: each email is written to `dataDir/mail/order-<id>.<kind>.eml`. */
   smtpUrl?: string;
+  /** Worker threads rendering the mails (see rendering.ts). Default 0: on the event loop. */
+  renderThreads?: number;
   dataDir: string;
   /** Default: the templates beside this file. */
   templatesDir?: string;
@@ -39,7 +42,8 @@ export interface Notifier {
 
 export function createNotifier(options: NotifierOptions): Notifier {
   const templates = loadTemplates(options.templatesDir);
-  const mailer = createMailer({ smtpUrl: options.smtpUrl, dataDir: options.dataDir });
+  const rendering = createRendering(options.renderThreads ?? 0);
+  const mailer = createMailer({ smtpUrl: options.smtpUrl, dataDir: options.dataDir, rendering });
   const logger = options.logger.child({ role: "notifier" });
   return {
     listener: notifierListener({ mailFrom: options.mailFrom }),
@@ -47,7 +51,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       ...options,
       logger,
       mailer,
-      compose: emailComposer(options.database.db, templates, options.mailFrom),
+      compose: emailComposer(options.database.db, templates, options.mailFrom, rendering),
     }),
   };
 }

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import nodemailer from "nodemailer";
+import { inlineRendering, type Rendering } from "./rendering.ts";
 import type { NotificationKind } from "./table.ts";
 
 export interface OutgoingEmail {
@@ -25,7 +26,8 @@ export interface Mailer {
   readonly kind: "smtp" | "eml";
   /** Resolves once the server accepted the message (or the file is in place); rejects otherwise. */
   send(email: OutgoingEmail): Promise<void>;
-  close(): void;
+  /** Lets go of the transport and the rendering threads. */
+  close(): Promise<void>;
 }
 
 export const notificationHeaders = { orderId: "X-Order-Id", kind: "X-Order-Notification" } as const;
@@ -60,11 +62,15 @@ function message(email: OutgoingEmail) {
   };
 }
 
-export function createMailer(options: { smtpUrl?: string; dataDir: string }): Mailer {
-  return options.smtpUrl ? smtpMailer(options.smtpUrl) : emlMailer(join(options.dataDir, "mail"));
+/** `rendering`: where the raw message is built (default: on the event loop). */
+export function createMailer(options: { smtpUrl?: string; dataDir: string; rendering?: Rendering }): Mailer {
+  const rendering = options.rendering ?? inlineRendering;
+  return options.smtpUrl
+    ? smtpMailer(options.smtpUrl, rendering)
+    : emlMailer(join(options.dataDir, "mail"), rendering);
 }
 
-function smtpMailer(url: string): Mailer {
+function smtpMailer(url: string, rendering: Rendering): Mailer {
   // One connection per message (no pool): nothing is held open between emails. Timeouts, so a
   // stuck server fails the try (and lets go of the row's claim) instead of holding it for ever.
   const transport = nodemailer.createTransport({
@@ -76,40 +82,44 @@ function smtpMailer(url: string): Mailer {
   return {
     kind: "smtp",
     async send(email) {
-      await transport.sendMail(message(email));
+      const { raw, envelope } = await rendering.rawMessage(message(email));
+      await transport.sendMail({
+        envelope: { from: envelope.from || undefined, to: envelope.to },
+        raw: Buffer.from(raw),
+      });
     },
     close() {
       transport.close();
+      return rendering.close();
     },
   };
 }
 
-function emlMailer(dir: string): Mailer {
-  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "windows" });
+function emlMailer(dir: string, rendering: Rendering): Mailer {
   // Made once, not before every email; made again if someone removed it meanwhile.
   let made: Promise<unknown> | undefined;
   return {
     kind: "eml",
     async send(email) {
-      const info = await transport.sendMail(message(email));
+      const { raw } = await rendering.rawMessage(message(email));
       const path = join(dir, emlFileName(email.orderId, email.kind));
       made ??= mkdir(dir, { recursive: true });
       await made;
-      await writeAtomically(path, info.message as Buffer).catch(async (error: NodeJS.ErrnoException) => {
+      await writeAtomically(path, raw).catch(async (error: NodeJS.ErrnoException) => {
         if (error.code !== "ENOENT") throw error;
         made = mkdir(dir, { recursive: true });
         await made;
-        await writeAtomically(path, info.message as Buffer);
+        await writeAtomically(path, raw);
       });
     },
     close() {
-      transport.close();
+      return rendering.close();
     },
   };
 }
 
 /** Temp file, flushed, then renamed over the name: a reader (or a restart) never sees half a message. */
-async function writeAtomically(path: string, content: Buffer): Promise<void> {
+async function writeAtomically(path: string, content: Uint8Array): Promise<void> {
   const temp = `${path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
   try {
     const file = await open(temp, "w");

@@ -398,7 +398,7 @@ export function createSender(options: SenderOptions): Sender {
       session = undefined;
       await unlisten?.();
       unlisten = undefined;
-      mailer.close();
+      await mailer.close();
     },
   };
 }

@@ -1,0 +1,42 @@
+/**
+ * The CPU-bound steps of a mail, run off the event loop by rendering.ts (in
+ * a worker thread, or in line): an invoice's PDF, and an email's raw RFC 822
+ * bytes. Plain data in, bytes out; no I/O.
+ */
+import MailComposer from "nodemailer/lib/mail-composer";
+import { type InvoiceDocument, renderInvoicePdf } from "./invoice-pdf.ts";
+
+/** An email as nodemailer's composer takes it. */
+export type MessageFields = NonNullable<ConstructorParameters<typeof MailComposer>[0]>;
+
+export interface RawMessage {
+  /** The message as an SMTP server receives it: CRLF line ends only. */
+  raw: Uint8Array;
+  /** The SMTP envelope, read from the message's From and To. */
+  envelope: { from: string | false; to: string[] };
+}
+
+export function invoicePdf(invoice: InvoiceDocument): Promise<Uint8Array> {
+  return renderInvoicePdf(invoice);
+}
+
+export async function rawMessage(fields: MessageFields): Promise<RawMessage> {
+  // Bytes that crossed from another thread arrive as Uint8Array; nodemailer takes a Buffer as content.
+  const attachments = fields.attachments?.map((a) => {
+    const content: unknown = a.content;
+    return content instanceof Uint8Array && !Buffer.isBuffer(content)
+      ? { ...a, content: Buffer.from(content.buffer, content.byteOffset, content.byteLength) }
+      : a;
+  });
+  const mail = new MailComposer({ ...fields, attachments }).compile();
+  const { from, to } = mail.getEnvelope();
+  return { raw: crlf(await mail.build()), envelope: { from, to } };
+}
+
+/**
+ * Bare LFs (the text parts keep the template's) as CRLF, as nodemailer's
+ * transports send them; latin1 keeps every byte as it is.
+ */
+function crlf(message: Buffer): Buffer {
+  return Buffer.from(message.toString("latin1").replace(/\r?\n/g, "\r\n"), "latin1");
+}

@@ -1,0 +1,49 @@
+/**
+ * Where a mail's CPU-bound steps run (render-thread.ts: the invoice PDF and
+ * the raw message, some 3 ms a confirmation): in worker threads
+ * (MAIL_RENDER_THREADS, default 1), so the event loop that moves orders is not
+ * held while a mail renders and a second core can take the work; with 0, in
+ * line. Piscina keeps the threads, queues the work and replaces a thread that dies.
+ */
+import { Piscina } from "piscina";
+import type { InvoiceDocument } from "./invoice-pdf.ts";
+import type { MessageFields, RawMessage } from "./render-thread.ts";
+import * as inline from "./render-thread.ts";
+
+export type { MessageFields, RawMessage };
+
+export interface Rendering {
+  invoicePdf(invoice: InvoiceDocument): Promise<Buffer>;
+  rawMessage(fields: MessageFields): Promise<RawMessage>;
+  close(): Promise<void>;
+}
+
+export const inlineRendering: Rendering = {
+  invoicePdf: async (invoice) => Buffer.from(await inline.invoicePdf(invoice)),
+  rawMessage: inline.rawMessage,
+  close: async () => {},
+};
+
+/** The threads' entry: plain JavaScript, which loads render-thread.ts (or, built, .js). */
+const threadEntry = new URL("./render-thread.mjs", import.meta.url);
+
+export function createRendering(threads: number): Rendering {
+  if (threads <= 0) return inlineRendering;
+  // Started at the first mail: a process that sends none holds no thread.
+  let pool: Piscina | undefined;
+  const run = <T>(task: unknown, name: string): Promise<T> => {
+    pool ??= new Piscina({ filename: threadEntry.href, minThreads: 1, maxThreads: threads });
+    return pool.run(task, { name });
+  };
+  return {
+    invoicePdf: async (invoice) => {
+      const pdf = await run<Uint8Array>(invoice, "invoicePdf");
+      return Buffer.from(pdf.buffer, pdf.byteOffset, pdf.byteLength);
+    },
+    rawMessage: (fields) => run<RawMessage>(fields, "rawMessage"),
+    close: async () => {
+      await pool?.close();
+      pool = undefined;
+    },
+  };
+}
