@@ -97,7 +97,7 @@ export async function run(): Promise<Section> {
     if (Number.isFinite(rss)) rssPeak = Math.max(rssPeak, rss);
   }, 200);
   onCleanUp("stop sampling the RSS", async () => clearInterval(sampler));
-  const cpu = cpuMeter(app.pid);
+  const cpu = cpuMeter(app.pids);
   const count = Math.min(ids.length, Math.round((rate * durationMs) / 1000));
   const confirmSent = new Map<string, number>();
   let confirmFailures = 0;

@@ -13,7 +13,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { latencyChart } from "./chart.ts";
-import { pgSocket } from "./service.ts";
+import { pgSocket, serviceProcesses } from "./service.ts";
 import { cleanUp, progress, renderSection, type Section } from "./support.ts";
 
 /** Run by `npm run bench` with no names, in this order. */
@@ -100,6 +100,11 @@ async function main(): Promise<void> {
     `- node: ${process.version} on ${os.type()} ${os.release()} (${os.arch()})`,
     `- machine: ${cpus.length} × ${cpus[0]?.model.trim() ?? "unknown CPU"}, ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB memory`,
     `- PostgreSQL and NATS JetStream on 127.0.0.1${pgSocket ? ` (the service reaches PostgreSQL over its Unix socket in ${pgSocket}, BENCH_PG_SOCKET)` : ""}. The service runs as its own process (\`node --import tsx src/main.ts\`),`,
+    ...(serviceProcesses
+      ? [
+          `  **The service runs as ${serviceProcesses.length} processes** (BENCH_PROCESSES), with these roles: ${serviceProcesses.map((r) => `\`${r}\``).join("; ")}; its CPU is theirs together.`,
+        ]
+      : []),
     "  the load generator in the bench process (except the `sequential` and `replay` extras, which run it in-process);",
     "  each benchmark on its own database and NATS prefix, removed at the end.",
     "- Every measurement is printed beside the limit measured in the same run.",

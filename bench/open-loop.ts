@@ -72,7 +72,7 @@ async function series(rate: number, withDashboards: number, step: (s: string) =>
     }
   }
   const received0 = boards.received();
-  const cpu = cpuMeter(app.pid);
+  const cpu = cpuMeter(app.pids);
   const run = await openLoop(orders, seen, { rate, durationMs, drainMs });
   const cpuUse = cpu.stop();
   const samples = latencies(run.timings);

@@ -53,7 +53,7 @@ export async function run(): Promise<Section> {
     [events, orderCount],
   );
   const insertedIn = now() - i0;
-  const cpu = cpuMeter(app.pid);
+  const cpu = cpuMeter(app.pids);
   const t0 = now();
   const sql0 = await app.sql();
   // Bounded: a relay that cannot drain the backlog in time is reported at the rate it reached.

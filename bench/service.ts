@@ -39,7 +39,10 @@ async function freePort(): Promise<number> {
 
 export interface ServiceProcess {
   url: string;
+  /** The process serving /graphql. */
   pid: number;
+  /** Every process of the service (one, unless BENCH_PROCESSES splits its roles). */
+  pids: number[];
   roles: string;
   dataDir: string;
   /** SQL statements and BEGINs the process has sent so far. */
@@ -64,10 +67,53 @@ function serviceDatabaseUrl(url: string): string {
   return socketUrl.toString();
 }
 
+/**
+ * BENCH_PROCESSES="gateway;relay,orders,finance,logistics,travelium,subscription,notifier": the service
+ * as several processes, one per `;`-separated role list, as an operator may run it to use more than one
+ * core (the first list must hold the gateway). Unset: one process with every role (ROLES=all).
+ */
+export const serviceProcesses = process.env.BENCH_PROCESSES?.split(";").map((roles) => roles.trim());
+
 /** Starts the service on the benchmark's database and NATS prefix; waits until /readyz answers 200. */
 export async function spawnService(
   env: BenchEnv,
   options: { roles?: string; env?: Record<string, string> } = {},
+): Promise<ServiceProcess> {
+  if (serviceProcesses && options.roles === undefined) return spawnSplit(env, serviceProcesses, options);
+  return spawnOne(env, options);
+}
+
+/** The service as one process per role list; the first serves /graphql. */
+async function spawnSplit(
+  env: BenchEnv,
+  groups: string[],
+  options: { env?: Record<string, string> },
+): Promise<ServiceProcess> {
+  if (!groups[0]?.split(",").includes("gateway"))
+    throw new Error(`BENCH_PROCESSES: the first role list must hold the gateway (${groups.join(";")})`);
+  const processes: ServiceProcess[] = [];
+  for (const roles of groups) processes.push(await spawnOne(env, { ...options, roles }));
+  const [gateway] = processes as [ServiceProcess];
+  return {
+    ...gateway,
+    pids: processes.map((p) => p.pid),
+    roles: groups.join(" | "),
+    sql: async () => {
+      const counts = await Promise.all(processes.map((p) => p.sql()));
+      return {
+        statements: counts.reduce((n, c) => n + c.statements, 0),
+        transactions: counts.reduce((n, c) => n + c.transactions, 0),
+      };
+    },
+    stop: async () => {
+      await Promise.all(processes.map((p) => p.stop()));
+    },
+  };
+}
+
+async function spawnOne(
+  env: BenchEnv,
+  options: { roles?: string; env?: Record<string, string> },
 ): Promise<ServiceProcess> {
   // Once more if it exits while starting: the free port may have been taken between the probe and the bind.
   return startOnce(env, options).catch((error: unknown) => {
@@ -156,6 +202,7 @@ async function startOnce(
   return {
     url: `${base}/graphql`,
     pid: child.pid!,
+    pids: [child.pid!],
     roles,
     dataDir,
     sql: () =>

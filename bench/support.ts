@@ -423,14 +423,19 @@ function serverCpu(): { postgres: number; nats: number } | undefined {
 }
 
 /** CPU seconds of one process so far (Linux /proc; else undefined). */
-function processCpu(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-  } catch {
-    return undefined;
+/** CPU seconds of the processes (all their threads) so far; undefined once one has exited. */
+function processCpu(pids: number[]): number | undefined {
+  let seconds = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      seconds += (Number(fields[11]) + Number(fields[12])) / clockTicks;
+    } catch {
+      return undefined;
+    }
   }
+  return seconds;
 }
 
 export interface CpuReport {
@@ -445,19 +450,21 @@ export interface CpuReport {
 }
 
 /** CPU use over an interval: this process, its event loop, the service's process, the PostgreSQL and NATS servers. */
-export function cpuMeter(servicePid?: number) {
+/** `service`: the service's process, or its processes when its roles are split (BENCH_PROCESSES). */
+export function cpuMeter(service?: number | number[]) {
+  const servicePids = service === undefined ? undefined : [service].flat();
   const wall0 = now();
   const cpu0 = process.cpuUsage();
   const elu0 = performance.eventLoopUtilization();
   const servers0 = serverCpu();
-  const service0 = servicePid === undefined ? undefined : processCpu(servicePid);
+  const service0 = servicePids === undefined ? undefined : processCpu(servicePids);
   return {
     stop(): CpuReport {
       const wall = (now() - wall0) / 1000;
       const cpu = process.cpuUsage(cpu0);
       const elu = performance.eventLoopUtilization(elu0);
       const servers = serverCpu();
-      const service1 = servicePid === undefined ? undefined : processCpu(servicePid);
+      const service1 = servicePids === undefined ? undefined : processCpu(servicePids);
       const pct = (seconds: number) => (100 * seconds) / wall;
       return {
         process: pct((cpu.user + cpu.system) / 1e6),

@@ -45,7 +45,7 @@ export async function run(): Promise<Section> {
 
   const commits0 = await commits(env);
   const sql0 = await app.sql();
-  const cpu = cpuMeter(app.pid);
+  const cpu = cpuMeter(app.pids);
   const result = await closedLoop(orders, seen, { clients, durationMs });
   const cpuUse = cpu.stop();
   const sql1 = await app.sql();
