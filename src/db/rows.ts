@@ -59,14 +59,40 @@ function driverPairs<Table extends PgTable>(
  * given properties only, each as the query builder would send it.
  */
 export function rowValues<Table extends PgTable>(table: Table, values: Partial<Table["$inferInsert"]>): SQL {
-  const pairs = driverPairs(table, values);
+  return rowsValues(table, [values]);
+}
+
+/**
+ * `("id", "status", ...) values ($1, $2, ...), ($9, ...)` for rows of the
+ * table, for one multi-row INSERT: the properties any of them gives
+ * (undefined left out), each as the query builder would send it; a row that
+ * lacks one takes the column's default, as the query builder does.
+ */
+export function rowsValues<Table extends PgTable>(
+  table: Table,
+  rows: readonly Partial<Table["$inferInsert"]>[],
+): SQL {
+  const columns = getTableColumns(table) as Record<string, Column>;
+  const given = rows as readonly Record<string, unknown>[];
+  const keys = [...new Set(given.flatMap((row) => Object.keys(row).filter((k) => row[k] !== undefined)))];
+  const named = keys.map((key) => {
+    const column = columns[key];
+    if (!column) throw new Error(`${key} is not a column of the table`);
+    return [key, column] as const;
+  });
+  const tuple = (row: Record<string, unknown>) =>
+    sql`(${sql.join(
+      named.map(([key, column]) => {
+        const value = row[key];
+        if (value === undefined) return sql`default`;
+        return sql`${value === null ? null : column.mapToDriverValue(value)}`;
+      }),
+      sql`, `,
+    )})`;
   return sql`(${sql.join(
-    pairs.map((p) => p.name),
+    named.map(([, column]) => sql.identifier(column.name)),
     sql`, `,
-  )}) values (${sql.join(
-    pairs.map((p) => p.value),
-    sql`, `,
-  )})`;
+  )}) values ${sql.join(given.map(tuple), sql`, `)}`;
 }
 
 /** `"status" = $1, "updated_at" = $2, ...`: an UPDATE's assignments, each value as the query builder sends it. */

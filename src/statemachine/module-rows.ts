@@ -1,14 +1,16 @@
 /**
- * The shared executor of module decisions: reads what a module knows of an
- * order (its row, its notes) and applies the actions it decided, inside the
- * listener's transaction: guarded UPDATEs, the row's events in the outbox, notes.
+ * The shared executor of module decisions: reads what a module knows of a
+ * batch's orders (their rows, locked, and notes) and writes what the batch's
+ * plan (module-plan.ts) decided, inside the listener's transaction, one
+ * statement per kind of write whatever the batch's size: the numbers, the
+ * created rows, the moved rows, the notes, the rows' events in the outbox.
  */
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { type Executor, query, type Tx } from "../db/database.ts";
-import { rowValues, type WholeRow, wholeRow } from "../db/rows.ts";
+import { rowsValues, type WholeRow, wholeRow } from "../db/rows.ts";
 import { enqueue, type NewEvent } from "../relay/outbox.ts";
-import type { ModuleRowChanged } from "./events.ts";
-import { type ModuleAction, type ModuleDefinition, type ModuleState, moduleStatesBefore } from "./module.ts";
+import type { ModuleDefinition } from "./module.ts";
+import type { KnownOrder, ModulePlan, PlannedCreate, PlannedEvent, PlannedMove } from "./module-plan.ts";
 import { moduleNotes } from "./tables.ts";
 
 export interface ModuleRow<S extends string = string> {
@@ -32,83 +34,55 @@ export async function readModuleRow<S extends string>(
   return row as ModuleRow<S> | undefined;
 }
 
-/** The module's row (locked until the transaction ends) and its notes for the order, in one statement. */
-export async function readModuleState<S extends string>(
+/**
+ * The module's rows of these orders (locked until the transaction ends, in
+ * id order) and its notes of them, in one statement. An order without a row
+ * or notes is known all the same: as having none.
+ */
+export async function readKnownOrders<S extends string>(
   tx: Tx,
   module: ModuleDefinition<S>,
-  orderId: string,
-): Promise<ModuleState<S>> {
+  orderIds: readonly string[],
+): Promise<Map<string, KnownOrder<S>>> {
+  const ids = [...new Set(orderIds)].sort();
+  if (ids.length === 0) return new Map();
   const t = module.table;
   const n = moduleNotes;
-  const [known] = await query<{ state: S | null; notes: string[] }>(
+  const rows = await query<{ n: number | string; state: S | null; version: number | null; notes: string[] }>(
     tx,
-    sql`select (select ${t.state} from ${t} where ${t.orderId} = ${orderId} for update) as state,
-      array(select ${n.note} from ${n} where ${n.module} = ${module.name} and ${n.orderId} = ${orderId}) as notes`,
+    sql`select k.n, r.state, r.version,
+        array(select ${n.note} from ${n} where ${n.module} = ${module.name} and ${n.orderId} = k.order_id) as notes
+      from unnest(${`{${ids.join(",")}}`}::uuid[]) with ordinality as k(order_id, n)
+      left join lateral (
+        select ${t.state} as state, ${t.version} as version from ${t} where ${t.orderId} = k.order_id for update
+      ) as r on true
+      order by k.n`,
   );
-  return { row: known?.state ? { state: known.state } : undefined, notes: new Set(known?.notes) };
+  // By position, so an id is found as the caller spelled it.
+  return new Map(
+    rows.map((row) => [
+      ids[Number(row.n) - 1]!,
+      {
+        row: row.state === null ? undefined : { state: row.state, version: Number(row.version) },
+        notes: new Set(row.notes),
+      },
+    ]),
+  );
 }
 
-/**
- * Applies a module's actions for one order, in order, in the caller's
- * transaction, given the row's state as the caller read it (locked: see
- * readModuleState); the rows' events go to the outbox in one statement at the
- * end. A create followed by moves (Finance issues and settles at once) writes
- * the row once, in its last state, and emits an event for every step.
- */
-export async function applyModuleActions<S extends string>(
+/** Writes the plan's rows, notes and events; a kind of write the plan has none of sends no statement. */
+export async function applyModulePlan<S extends string>(
   tx: Tx,
   module: ModuleDefinition<S>,
-  cause: { id: string; orderId: string; payload?: unknown },
-  known: ModuleState<S>,
-  actions: readonly ModuleAction<S>[],
+  plan: ModulePlan<S>,
 ): Promise<void> {
-  let current = known.row?.state;
-  const outbox: NewEvent[] = [];
-  // A confirmation names the order's modules: its row events pass them on, so the others can skip them.
-  const involvedModules = involvedIn(cause);
-  const emit = (
-    change: { state: S; from: S | null; version: number },
-    facts: Record<string, unknown> = {},
-  ) => {
-    const payload: ModuleRowChanged = {
-      module: module.name,
-      ...change,
-      cause: cause.id,
-      ...(involvedModules ? { involvedModules } : {}),
-    };
-    outbox.push({
-      type: module.events[change.state],
-      orderId: cause.orderId,
-      payload: { ...payload, ...facts },
-    });
-  };
-  for (let i = 0; i < actions.length; i++) {
-    const action = actions[i]!;
-    if (action.kind === "create") {
-      const path = [action.state];
-      while (actions[i + 1]?.kind === "move" && followsFrom(module, path.at(-1)!, actions[i + 1]!)) {
-        path.push((actions[++i] as { to: S }).to);
-      }
-      if (!(await createRow(tx, module, cause, action, path, emit))) break;
-      current = path.at(-1);
-    } else if (action.kind === "move") {
-      if (current !== undefined && (await moveRow(tx, module, cause, current, action.to, emit)))
-        current = action.to;
-    } else if (action.kind === "note") {
-      await tx
-        .insert(moduleNotes)
-        .values({ module: module.name, orderId: cause.orderId, note: action.note })
-        .onConflictDoNothing();
-    } else {
-      throw new Error(action.reason);
-    }
-  }
-  await enqueue(tx, outbox);
-}
-
-function involvedIn(cause: { payload?: unknown }): string[] | undefined {
-  const modules = (cause.payload as { involvedModules?: unknown } | undefined)?.involvedModules;
-  return Array.isArray(modules) ? (modules as string[]) : undefined;
+  const created = await createRows(tx, module, plan.creates);
+  await moveRows(tx, module, plan.moves);
+  await addNotes(tx, module, plan.notes);
+  await enqueue(
+    tx,
+    plan.events.map((event) => outboxEvent(module, event, created)),
+  );
 }
 
 const wholeRows = new WeakMap<ModuleDefinition["table"], WholeRow<Record<string, unknown>>>();
@@ -122,76 +96,97 @@ function wholeRowOf(module: ModuleDefinition): WholeRow<Record<string, unknown>>
   return whole;
 }
 
-type Emit<S extends string> = (
-  change: { state: S; from: S | null; version: number },
-  facts?: Record<string, unknown>,
-) => void;
-
-function followsFrom<S extends string>(
-  module: ModuleDefinition<S>,
-  state: S,
-  next: ModuleAction<S>,
-): boolean {
-  return next.kind === "move" && moduleStatesBefore(module, next.to).includes(state);
-}
-
 /**
- * Creates the row in the last state of `path` (its version counting each
- * step) and emits an event for each step; false when the row already exists.
+ * Inserts the created rows in one statement, each in its last state, the
+ * numbered ones with the module's next numbers in stream order; answers them
+ * as written, by order. The rows were read as absent under the batch's
+ * locks: one that exists all the same fails the batch rather than skip an
+ * event or a number.
  */
-async function createRow<S extends string>(
+async function createRows<S extends string>(
   tx: Tx,
   module: ModuleDefinition<S>,
-  cause: { id: string; orderId: string },
-  action: Extract<ModuleAction<S>, { kind: "create" }>,
-  path: readonly S[],
-  emit: Emit<S>,
-): Promise<boolean> {
-  const columns: Record<string, unknown> = { ...action.columns };
-  if (action.numbered) {
-    if (!module.numbering) throw new Error(`module ${module.name} numbers no rows`);
-    columns[module.numbering.column] = await module.numbering.next(tx);
-  }
+  creates: readonly PlannedCreate<S>[],
+): Promise<Map<string, Record<string, unknown>>> {
+  if (creates.length === 0) return new Map();
+  const numbered = creates.filter((c) => c.numbered).length;
+  const numbering = module.numbering;
+  if (numbered > 0 && !numbering) throw new Error(`module ${module.name} numbers no rows`);
+  const numbers = numbered > 0 ? await numbering!.take(tx, numbered) : [];
+  const values = creates.map((c) => ({
+    orderId: c.orderId,
+    state: c.row.state,
+    version: c.row.version,
+    ...c.columns,
+    ...(c.numbered ? { [numbering!.column]: numbers.shift() } : {}),
+  }));
   const whole = wholeRowOf(module);
-  const values = { orderId: cause.orderId, state: path.at(-1), version: path.length, ...columns };
-  const [row] = await whole.all(
+  const rows = await whole.all(
     tx,
-    sql`insert into ${module.table} ${rowValues(module.table, values as never)}
+    sql`insert into ${module.table} ${rowsValues(module.table, values as never)}
       on conflict do nothing returning ${whole.columns}`,
   );
-  if (!row) return false;
-  path.forEach((state, i) => {
-    // What the event of the state it was created in carries besides the state, read from the row as written.
-    const facts = i === 0 ? module.announce?.[state]?.(row) : undefined;
-    const passing = i < path.length - 1 ? { passing: true } : {};
-    emit({ state, from: i === 0 ? null : path[i - 1]!, version: i + 1 }, { ...facts, ...passing });
-  });
-  return true;
+  const byOrder = new Map(rows.map((row) => [row.orderId as string, row]));
+  const missing = creates.find((c) => !byOrder.has(c.orderId));
+  if (missing) throw new Error(`module ${module.name}: order ${missing.orderId} has a row already`);
+  return byOrder;
 }
 
 /**
- * Moves the row to `to` only from a state its transition table allows (a
- * guarded UPDATE, so events that arrive late or twice find the row moved on
- * and change nothing).
+ * Moves each row from the state and version it was read in to its last one,
+ * in one guarded UPDATE: the plan only took the steps the module's
+ * transitions allow from the state read, and a row found otherwise (nothing
+ * should change it under the batch's locks) fails the batch rather than have
+ * its events tell a wrong story.
  */
-async function moveRow<S extends string>(
+async function moveRows<S extends string>(
   tx: Tx,
   module: ModuleDefinition<S>,
-  cause: { id: string; orderId: string },
-  from: S,
-  to: S,
-  emit: Emit<S>,
-): Promise<boolean> {
-  const before = moduleStatesBefore(module, to);
-  if (!before.includes(from)) return false;
+  moves: readonly PlannedMove<S>[],
+): Promise<void> {
+  if (moves.length === 0) return;
   const t = module.table;
-  const moved = await tx
-    .update(t)
-    .set({ state: to, version: sql`${t.version} + 1`, updatedAt: new Date() } as never)
-    .where(and(eq(t.orderId, cause.orderId), inArray(t.state, before)))
-    .returning({ version: t.version });
-  const version = moved[0]?.version as number | undefined;
-  if (version === undefined) return false;
-  emit({ state: to, from, version });
-  return true;
+  const list = (values: readonly (string | number)[]) => `{${values.join(",")}}`;
+  const moved = await query<{ order_id: string }>(
+    tx,
+    sql`update ${t} set ${sql.identifier(t.state.name)} = m.to_state,
+        ${sql.identifier(t.version.name)} = m.to_version,
+        ${sql.identifier(t.updatedAt.name)} = ${t.updatedAt.mapToDriverValue(new Date())}
+      from unnest(${list(moves.map((m) => m.orderId))}::uuid[], ${list(moves.map((m) => m.from.state))}::text[],
+        ${list(moves.map((m) => m.from.version))}::int[], ${list(moves.map((m) => m.to.state))}::text[],
+        ${list(moves.map((m) => m.to.version))}::int[]) as m(order_id, from_state, from_version, to_state, to_version)
+      where ${t.orderId} = m.order_id and ${t.state} = m.from_state and ${t.version} = m.from_version
+      returning ${t.orderId}`,
+  );
+  if (moved.length !== moves.length)
+    throw new Error(`module ${module.name}: a row changed under the batch's lock`);
+}
+
+/** Remembers the notes in one statement; a note known already stays as it was. */
+async function addNotes(
+  tx: Tx,
+  module: ModuleDefinition,
+  notes: readonly { orderId: string; note: string }[],
+): Promise<void> {
+  if (notes.length === 0) return;
+  // Notes are the modules' own words, but quoted all the same: an array literal must not be split by them.
+  const quoted = notes.map(({ note }) => `"${note.replace(/["\\]/g, "\\$&")}"`);
+  await tx.execute(
+    sql`insert into ${moduleNotes} (module, order_id, note)
+      select ${module.name}, n.order_id, n.note
+      from unnest(${`{${notes.map((n) => n.orderId).join(",")}}`}::uuid[], ${`{${quoted.join(",")}}`}::text[])
+        as n(order_id, note)
+      on conflict do nothing`,
+  );
+}
+
+/** The event for the outbox, with the facts its state announces read from the row as its creating event wrote it. */
+function outboxEvent<S extends string>(
+  module: ModuleDefinition<S>,
+  { announce, ...event }: PlannedEvent<S>,
+  created: ReadonlyMap<string, Record<string, unknown>>,
+): NewEvent {
+  if (!announce) return event;
+  const row = { ...created.get(event.orderId), ...announce.row };
+  return { ...event, payload: { ...event.payload, ...module.announce?.[announce.state]?.(row as never) } };
 }

@@ -113,9 +113,10 @@ export interface ModuleDefinition<S extends string = string, T extends ModuleTab
   onCancel: CancelDecider<S>;
   /**
    * A gap-free number some created rows take (`numbered: true`), in the
-   * listener's transaction, so its rollback gives the number back.
+   * listener's transaction, so its rollback gives the number back. `take`
+   * answers the next `count` numbers in order, for the batch's rows.
    */
-  numbering?: { column: string; next(tx: Tx): Promise<string> };
+  numbering?: { column: string; take(tx: Tx, count: number): Promise<string[]> };
   /** What the event of a row created in a state carries besides the state, read from the row as written. */
   announce?: { [K in S]?: AnnounceRow<T> };
 }

@@ -2,7 +2,7 @@ import type { EventType } from "../../statemachine/events.ts";
 import { type CancelDecider, type DecideOn, defineModule } from "../../statemachine/module.ts";
 import { cancelledNote } from "../../statemachine/module-decide.ts";
 import { capturedPayment, issuedInvoice } from "./invoice.ts";
-import { nextInvoiceNumber } from "./numbering.ts";
+import { takeInvoiceNumbers } from "./numbering.ts";
 import { financeInvoices, type InvoiceState, invoiceStates } from "./table.ts";
 
 type Decide<E extends EventType> = DecideOn<E, InvoiceState, typeof financeInvoices>;
@@ -66,6 +66,6 @@ export const finance = defineModule({
     InvoiceIssued: settleInvoice,
   },
   onCancel: refundInvoice,
-  numbering: { column: "invoiceNumber", next: nextInvoiceNumber },
+  numbering: { column: "invoiceNumber", take: takeInvoiceNumbers },
   announce: { issued: (row) => ({ invoice: issuedInvoice(row) }) },
 });
