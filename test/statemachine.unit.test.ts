@@ -5,6 +5,7 @@ import {
   type CatalogProduct,
   decideCancel,
   decideConfirmation,
+  decideModuleEvents,
   decidePlacement,
   decideProgress,
   explainCompletion,
@@ -12,6 +13,7 @@ import {
 import {
   canMove,
   nextStatuses,
+  type OrderStatus,
   orderStatuses,
   statusesBefore,
   transitions,
@@ -199,6 +201,81 @@ describe("the completion aggregate", () => {
     expect(
       decideProgress("fulfilling", ["finance"], rows({ finance: "paid", subscription: "pending" }), modules),
     ).toEqual(["completed"]);
+  });
+});
+
+describe("a batch of module row events, decided in stream order", () => {
+  const order = (status: OrderStatus, requiredModules: string[]) => ({ status, requiredModules });
+  const rows = (entries: Record<string, string>) => new Map(Object.entries(entries));
+
+  it("decides each event on the order as the batch's earlier events left it, a veto in between", () => {
+    const orders = new Map([
+      ["paid", order("confirmed", ["finance"])],
+      ["trip", order("confirmed", ["finance", "travelium"])],
+      ["vetoed-first", order("confirmed", ["finance", "travelium"])],
+      ["done", order("completed", ["finance"])],
+    ]);
+    const moduleRows = new Map([
+      ["paid", rows({ finance: "paid" })],
+      ["trip", rows({ finance: "paid", travelium: "cancelled" })],
+      ["vetoed-first", rows({ finance: "paid", travelium: "cancelled" })],
+      ["done", rows({ finance: "paid" })],
+    ]);
+    const moves = decideModuleEvents(
+      orders,
+      moduleRows,
+      [
+        { orderId: "trip", module: "finance", state: "paid" },
+        { orderId: "paid", module: "finance", state: "paid" },
+        { orderId: "trip", module: "travelium", state: "cancelled" },
+        { orderId: "vetoed-first", module: "travelium", state: "cancelled" },
+        { orderId: "paid", module: "finance", state: "paid" },
+        { orderId: "trip", module: "finance", state: "paid" },
+        { orderId: "vetoed-first", module: "finance", state: "paid" },
+        { orderId: "done", module: "finance", state: "paid" },
+        { orderId: "unknown", module: "finance", state: "paid" },
+      ],
+      modules,
+    );
+    expect(moves).toEqual([
+      // The invoice starts fulfilment; the cancelled booking is not terminal-happy, so no completion.
+      { orderId: "trip", from: "confirmed", path: ["fulfilling"] },
+      { orderId: "paid", from: "confirmed", path: ["fulfilling", "completed"] },
+      // The veto cancels the order from where the first event left it.
+      {
+        orderId: "trip",
+        from: "fulfilling",
+        path: ["cancelled"],
+        veto: { module: "travelium", reason: "travelium vetoed the order (cancelled)" },
+      },
+      {
+        orderId: "vetoed-first",
+        from: "confirmed",
+        path: ["cancelled"],
+        veto: { module: "travelium", reason: "travelium vetoed the order (cancelled)" },
+      },
+      // The repeated events find their orders moved already (completed, cancelled): nothing more.
+    ]);
+  });
+
+  it("moves an order only as its own rows call for, and not on a module that vetoes nothing", () => {
+    const orders = new Map([
+      ["issued", order("confirmed", ["finance"])],
+      ["refunded", order("confirmed", ["finance"])],
+      ["no-rows", order("confirmed", ["finance"])],
+    ]);
+    const moduleRows = new Map([
+      ["issued", rows({ finance: "issued" })],
+      ["refunded", rows({ finance: "refunded" })],
+    ]);
+    const events = [...orders.keys()].map((orderId) => ({
+      orderId,
+      module: "finance",
+      state: orderId === "issued" ? "issued" : "refunded",
+    }));
+    expect(decideModuleEvents(orders, moduleRows, events, modules)).toEqual([
+      { orderId: "issued", from: "confirmed", path: ["fulfilling"] },
+    ]);
   });
 });
 

@@ -154,6 +154,62 @@ export function decideProgress(
   return moves;
 }
 
+/** A module row's change, as the orders listener hears it: the row of `module` entered `state`. */
+export interface ModuleRowEvent {
+  orderId: string;
+  module: string;
+  state: string;
+}
+
+/**
+ * A shared-state move: the order goes from `from` through `path` (each step
+ * its own OrderStateChanged), or is cancelled on a module's veto.
+ */
+export interface OrderMove {
+  orderId: string;
+  from: OrderStatus;
+  path: OrderStatus[];
+  veto?: { module: string; reason: string };
+}
+
+/**
+ * The moves a batch of module row events calls for, in stream order: each
+ * event decided (a veto first, else the completion aggregate) on the order
+ * as the batch's earlier events left it, against the order's module rows as
+ * they are now. An event of an order not among `orders` moves nothing.
+ */
+export function decideModuleEvents(
+  orders: ReadonlyMap<string, { status: OrderStatus; requiredModules: readonly string[] }>,
+  rows: ReadonlyMap<string, ReadonlyMap<string, string>>,
+  events: readonly ModuleRowEvent[],
+  modules: readonly Pick<ModuleDefinition, "name" | "vetoes" | "terminalHappy" | "startsFulfilment">[],
+): OrderMove[] {
+  const statuses = new Map([...orders].map(([id, order]) => [id, order.status]));
+  const moves: OrderMove[] = [];
+  for (const event of events) {
+    const order = orders.get(event.orderId);
+    const from = statuses.get(event.orderId);
+    if (!order || !from) continue;
+    const source = modules.find((m) => m.name === event.module);
+    const reason = decideVeto(from, source, event.state);
+    if (reason && source) {
+      moves.push({
+        orderId: event.orderId,
+        from,
+        path: ["cancelled"],
+        veto: { module: source.name, reason },
+      });
+      statuses.set(event.orderId, "cancelled");
+      continue;
+    }
+    const path = decideProgress(from, order.requiredModules, rows.get(event.orderId) ?? new Map(), modules);
+    if (path.length === 0) continue;
+    moves.push({ orderId: event.orderId, from, path });
+    statuses.set(event.orderId, path.at(-1)!);
+  }
+  return moves;
+}
+
 export interface ModuleCompletion {
   module: string;
   required: boolean;

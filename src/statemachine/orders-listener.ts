@@ -1,11 +1,11 @@
 import { sql } from "drizzle-orm";
 import { query, type Tx } from "../db/database.ts";
 import type { BatchListener } from "../relay/listener.ts";
-import { decideProgress, decideVeto } from "./decide.ts";
+import { decideModuleEvents, decideProgress } from "./decide.ts";
 import { parseModuleRowChanged } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
 import type { OrderRow } from "./tables.ts";
-import { cancelTransition, lockOrders, transitionOrderThrough } from "./transition.ts";
+import { applyOrderMoves, lockOrders } from "./transition.ts";
 
 /**
  * The `orders` role: the shared state machine's own listener. It hears every
@@ -21,23 +21,19 @@ export function ordersListener(modules: readonly ModuleDefinition[]): BatchListe
     skips: (delivery) => delivery.payload.passing === true,
     async handleBatch(tx, deliveries) {
       const events = deliveries.map(parseModuleRowChanged);
-      // The batch's orders locked at once, in id order, so two batches never wait on each other in a circle;
-      // each as it was last written, so the next event of the same order starts from there.
-      const orders = new Map(
-        (await lockOrders(tx, [...new Set(events.map((e) => e.orderId))])).map((row) => [row.id, row]),
+      // The batch's orders locked at once, in id order, so two batches never wait on each other in a circle.
+      const locked = await lockOrders(tx, [...new Set(events.map((e) => e.orderId))]);
+      // Read once for the whole batch: only the modules' own listeners write these rows, and none runs in
+      // this transaction, so they are what each event would have read on its turn.
+      const rows = await moduleRows(tx, modules, locked);
+      const orders = new Map(locked.map((order) => [order.id, order]));
+      const moves = decideModuleEvents(
+        orders,
+        rows,
+        events.map((e) => ({ orderId: e.orderId, module: e.payload.module, state: e.payload.state })),
+        modules,
       );
-      for (const event of events) {
-        const order = orders.get(event.orderId);
-        if (!order) continue;
-        const { state } = event.payload;
-        const source = modules.find((m) => m.name === event.payload.module);
-        const veto = decideVeto(order.status, source, state);
-        const moved =
-          veto && source
-            ? (await cancelTransition(tx, order, veto, { veto: source.name }))?.order
-            : await advanceOrder(tx, order, modules);
-        if (moved) orders.set(moved.id, moved);
-      }
+      await applyOrderMoves(tx, orders, moves);
     },
   };
 }
@@ -45,35 +41,47 @@ export function ordersListener(modules: readonly ModuleDefinition[]): BatchListe
 /**
  * Makes the shared-state moves the order's module rows call for, as they are
  * now, on the order the caller has locked, all in one step. Returns the order
- * as moved, or undefined when it stays where it is. The orders listener runs
- * it on every module event, the completion sweep on the orders that event
- * did not move.
+ * as moved, or undefined when it stays where it is. The completion sweep runs
+ * it on the orders the orders listener did not move.
  */
 export async function advanceOrder(
   tx: Tx,
   order: OrderRow,
   modules: readonly ModuleDefinition[],
 ): Promise<OrderRow | undefined> {
-  const involved = modules.filter((m) => order.involvedModules.includes(m.name));
-  const rows = await moduleStates(tx, involved, order.id);
-  return transitionOrderThrough(
-    tx,
-    order,
-    decideProgress(order.status, order.requiredModules, rows, modules),
-  );
+  const rows = (await moduleRows(tx, modules, [order])).get(order.id) ?? new Map<string, string>();
+  const path = decideProgress(order.status, order.requiredModules, rows, modules);
+  if (path.length === 0) return undefined;
+  const [moved] = await applyOrderMoves(tx, new Map([[order.id, order]]), [
+    { orderId: order.id, from: order.status, path },
+  ]);
+  return moved;
 }
 
-/** The order's rows of these modules, module name → state, in one statement. */
-async function moduleStates(
+/**
+ * The orders' rows of the modules each involves, order id → module name →
+ * state, in one statement: a select per module table any of them involves.
+ */
+async function moduleRows(
   tx: Tx,
   modules: readonly ModuleDefinition[],
-  orderId: string,
-): Promise<Map<string, string>> {
-  if (modules.length === 0) return new Map();
-  const selects = modules.map(
+  orders: readonly Pick<OrderRow, "id" | "involvedModules">[],
+): Promise<Map<string, Map<string, string>>> {
+  const rows = new Map(orders.map((order) => [order.id, new Map<string, string>()]));
+  const involved = modules.filter((m) => orders.some((order) => order.involvedModules.includes(m.name)));
+  if (involved.length === 0) return rows;
+  const ids = `{${orders.map((order) => order.id).join(",")}}`;
+  const selects = involved.map(
     ({ name, table: t }) =>
-      sql`select ${name}::text as module, ${t.state} as state from ${t} where ${t.orderId} = ${orderId}`,
+      sql`select ${name}::text as module, ${t.orderId} as order_id, ${t.state} as state
+        from ${t} where ${t.orderId} = any(${ids}::uuid[])`,
   );
-  const found = await query<{ module: string; state: string }>(tx, sql.join(selects, sql` union all `));
-  return new Map(found.map((row) => [row.module, row.state]));
+  const found = await query<{ module: string; order_id: string; state: string }>(
+    tx,
+    sql.join(selects, sql` union all `),
+  );
+  const involves = new Map(orders.map((order) => [order.id, order.involvedModules]));
+  for (const row of found)
+    if (involves.get(row.order_id)?.includes(row.module)) rows.get(row.order_id)?.set(row.module, row.state);
+  return rows;
 }

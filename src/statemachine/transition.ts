@@ -3,7 +3,8 @@ import { sql } from "drizzle-orm";
 import type { Tx } from "../db/database.ts";
 import { assignments, wholeRow } from "../db/rows.ts";
 import { type EnqueuedEvent, enqueue, type NewEvent } from "../relay/outbox.ts";
-import { type OrderStatus, statusesBefore } from "./states.ts";
+import type { OrderMove } from "./decide.ts";
+import { canMove, type OrderStatus, statusesBefore } from "./states.ts";
 import { type OrderRow, salesOrders } from "./tables.ts";
 
 export const orderStateChanged = "OrderStateChanged";
@@ -11,6 +12,16 @@ export const orderStateChanged = "OrderStateChanged";
 export const orderRow = wholeRow(salesOrders);
 /** Every module rolls back its part on it. */
 export const orderCancelled = "OrderCancelled";
+
+interface MoveOptions {
+  /** The last OrderStateChanged's id, when the caller stores it on the order too. */
+  eventId?: string;
+  reason?: string;
+  set?: Partial<typeof salesOrders.$inferInsert>;
+  events?: NewEvent[];
+  /** Who caused the move (`role:id`), on its events that name no other. */
+  actor?: string;
+}
 
 /**
  * Moves the shared order to `to` with a guarded UPDATE (only from a state the
@@ -22,75 +33,69 @@ export async function transitionOrder(
   tx: Tx,
   order: Pick<OrderRow, "id" | "status" | "customerId">,
   to: OrderStatus,
-  options: {
-    /** The OrderStateChanged event's id, when the caller stores it on the order too. */
-    eventId?: string;
-    reason?: string;
-    set?: Partial<typeof salesOrders.$inferInsert>;
-    events?: NewEvent[];
-    /** Who caused the move (`role:id`), on its events that name no other. */
-    actor?: string;
-  } = {},
+  options: MoveOptions = {},
 ): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent } | undefined> {
-  const moved = await moveOrder(tx, order, [to], options);
-  return moved && { order: moved.order, stateChanged: moved.stateChanged[0]! };
-}
-
-/**
- * Moves the order through several states at once (confirmed → fulfilling →
- * completed when both facts are known): one guarded UPDATE to the last, and
- * an OrderStateChanged for each step, in order, so subscribers still see
- * every change. Each step must be a transition the table allows.
- */
-export async function transitionOrderThrough(
-  tx: Tx,
-  order: Pick<OrderRow, "id" | "status" | "customerId">,
-  path: readonly OrderStatus[],
-): Promise<OrderRow | undefined> {
-  return path.length === 0 ? undefined : (await moveOrder(tx, order, path, {}))?.order;
-}
-
-async function moveOrder(
-  tx: Tx,
-  order: Pick<OrderRow, "id" | "status" | "customerId">,
-  path: readonly OrderStatus[],
-  options: {
-    eventId?: string;
-    reason?: string;
-    set?: Partial<typeof salesOrders.$inferInsert>;
-    events?: NewEvent[];
-    actor?: string;
-  },
-): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent[] } | undefined> {
-  const steps = path.map((to, i) => ({ from: i === 0 ? order.status : path[i - 1]!, to }));
-  for (const { from, to } of steps.slice(1))
-    if (!statusesBefore(to).includes(from)) throw new Error(`no transition ${from} -> ${to}`);
-  const to = path.at(-1)!;
   const [moved] = await orderRow.all(
     tx,
     sql`update ${salesOrders} set ${assignments(salesOrders, { ...options.set, status: to, updatedAt: new Date() })}
       where ${salesOrders.id} = ${order.id} and ${salesOrders.status} = ${order.status}
-        and ${salesOrders.status} = any(${`{${statusesBefore(path[0]!).join(",")}}`}::text[])
+        and ${salesOrders.status} = any(${`{${statusesBefore(to).join(",")}}`}::text[])
       returning ${orderRow.columns}`,
   );
   if (!moved) return undefined;
-  const enqueued = await enqueue(tx, [
-    ...steps.map((step, i) => ({
-      id: i === steps.length - 1 ? options.eventId : undefined,
+  const [stateChanged] = await enqueue(tx, moveEvents(order, order.status, [to], options));
+  return { order: moved, stateChanged: stateChanged! };
+}
+
+/**
+ * A move's events: an OrderStateChanged for each step of the path, in order
+ * (the last one with the caller's id), then the move's domain events.
+ */
+function moveEvents(
+  order: Pick<OrderRow, "id" | "customerId">,
+  from: OrderStatus,
+  path: readonly OrderStatus[],
+  options: MoveOptions,
+): NewEvent[] {
+  return [
+    ...path.map((to, i) => ({
+      id: i === path.length - 1 ? options.eventId : undefined,
       type: orderStateChanged,
       orderId: order.id,
       // customerId lets the gateway tell who may see the change without reading the order.
       payload: {
-        from: step.from,
-        to: step.to,
+        from: i === 0 ? from : path[i - 1]!,
+        to,
         customerId: order.customerId,
         ...(options.reason ? { reason: options.reason } : {}),
       },
       actor: options.actor,
     })),
     ...(options.events ?? []).map((e) => ({ actor: options.actor, ...e })),
-  ]);
-  return { order: moved, stateChanged: enqueued.slice(0, steps.length) };
+  ];
+}
+
+/**
+ * What a cancel writes besides the status: the reason, the id of its
+ * OrderStateChanged (a repeated cancel answers with it), and the
+ * OrderCancelled every module rolls back on.
+ */
+function cancellation(
+  order: Pick<OrderRow, "id" | "status">,
+  reason: string,
+  cancelledBy: { veto?: string },
+  actor?: string,
+): MoveOptions & { eventId: string; reason: string } {
+  const cancelledEventId = randomUUID();
+  return {
+    eventId: cancelledEventId,
+    reason,
+    actor: cancelledBy.veto ? `module:${cancelledBy.veto}` : actor,
+    set: { cancellationReason: reason, cancelledEventId },
+    events: [
+      { type: orderCancelled, orderId: order.id, payload: { reason, from: order.status, ...cancelledBy } },
+    ],
+  };
 }
 
 /**
@@ -106,16 +111,79 @@ export async function cancelTransition(
   cancelledBy: { veto?: string } = {},
   actor?: string,
 ): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent } | undefined> {
-  const cancelledEventId = randomUUID();
-  return transitionOrder(tx, order, "cancelled", {
-    eventId: cancelledEventId,
-    reason,
-    actor: cancelledBy.veto ? `module:${cancelledBy.veto}` : actor,
-    set: { cancellationReason: reason, cancelledEventId },
-    events: [
-      { type: orderCancelled, orderId: order.id, payload: { reason, from: order.status, ...cancelledBy } },
-    ],
-  });
+  return transitionOrder(tx, order, "cancelled", cancellation(order, reason, cancelledBy, actor));
+}
+
+/**
+ * Applies the moves of several orders the caller has locked, in two
+ * statements whatever their number: one UPDATE that leaves each order in its
+ * last move's state, and one outbox insert with every move's events in the
+ * moves' order (so each order's changes keep theirs). Each order's UPDATE is
+ * guarded by the state its first move started from; an order found in
+ * another state fails the whole call, so the caller's transaction rolls back
+ * rather than overwrite a change it did not decide on. Returns the orders as
+ * moved.
+ */
+export async function applyOrderMoves(
+  tx: Tx,
+  orders: ReadonlyMap<string, Pick<OrderRow, "id" | "customerId">>,
+  moves: readonly OrderMove[],
+): Promise<OrderRow[]> {
+  if (moves.length === 0) return [];
+  const rows = new Map<
+    string,
+    { id: string; from: OrderStatus; to: OrderStatus; reason?: string; cancelledEventId?: string }
+  >();
+  const events: NewEvent[] = [];
+  for (const move of moves) {
+    const order = orders.get(move.orderId);
+    if (!order) throw new Error(`order ${move.orderId} is not among the locked orders`);
+    const row = rows.get(move.orderId) ?? { id: move.orderId, from: move.from, to: move.from };
+    if (row.to !== move.from)
+      throw new Error(`order ${move.orderId}: a move from ${move.from} after ${row.to}`);
+    move.path.forEach((to, i) => {
+      const from = i === 0 ? move.from : move.path[i - 1]!;
+      if (!canMove(from, to)) throw new Error(`order ${move.orderId}: no transition ${from} -> ${to}`);
+    });
+    const cancel =
+      move.veto &&
+      cancellation({ id: order.id, status: move.from }, move.veto.reason, { veto: move.veto.module });
+    events.push(...moveEvents(order, move.from, move.path, cancel ?? {}));
+    rows.set(move.orderId, {
+      ...row,
+      to: move.path.at(-1)!,
+      ...(cancel ? { reason: cancel.reason, cancelledEventId: cancel.eventId } : {}),
+    });
+  }
+  // One JSON parameter for every order; its columns are named apart from the table's, so RETURNING reads the order's.
+  const json = JSON.stringify(
+    [...rows.values()].map((r) => ({
+      order_id: r.id,
+      from_status: r.from,
+      to_status: r.to,
+      reason: r.reason ?? null,
+      cancelled_event: r.cancelledEventId ?? null,
+    })),
+  );
+  const moved = await orderRow.all(
+    tx,
+    sql`update ${salesOrders} set
+        "status" = m.to_status,
+        "updated_at" = ${new Date().toISOString()}::timestamptz,
+        "cancellation_reason" = coalesce(m.reason, ${salesOrders.cancellationReason}),
+        "cancelled_event_id" = coalesce(m.cancelled_event, ${salesOrders.cancelledEventId})
+      from jsonb_to_recordset(${json}::jsonb)
+        as m(order_id uuid, from_status text, to_status text, reason text, cancelled_event uuid)
+      where ${salesOrders.id} = m.order_id and ${salesOrders.status} = m.from_status
+      returning ${orderRow.columns}`,
+  );
+  if (moved.length !== rows.size) {
+    const found = new Set(moved.map((o) => o.id));
+    const lost = [...rows.keys()].filter((id) => !found.has(id));
+    throw new Error(`orders ${lost.join(", ")} were no longer in the state their moves started from`);
+  }
+  await enqueue(tx, events);
+  return moved;
 }
 
 /** Locks these orders in id order (a fixed order: two callers never deadlock on them); answers their rows. */
