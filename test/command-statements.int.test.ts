@@ -287,7 +287,7 @@ describe("the hot mutations' round trips, and their races", () => {
             (
               await sql.query(
                 `select count(*)::int as n from pg_stat_activity
-                  where datname = current_database() and wait_event_type = 'Lock' and query ilike '%update%sales_orders%'`,
+                  where datname = current_database() and wait_event_type = 'Lock' and query like 'with moved as (update %'`,
               )
             ).rows[0].n === 2,
           { what: "both commands waiting on the order's row" },
