@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Executor } from "../db/database.ts";
 import { orderEvents } from "./tables.ts";
 
@@ -27,12 +27,23 @@ export interface EnqueuedEvent extends NewEvent {
  */
 export async function enqueue(tx: Executor, events: NewEvent[]): Promise<EnqueuedEvent[]> {
   if (events.length === 0) return [];
+  const { insert, enqueued } = outboxInsert(events);
+  await tx.execute(insert);
+  return enqueued;
+}
+
+/**
+ * The events with their ids and time, and the INSERT that writes them: for
+ * enqueue, or for a caller that writes them in the same statement as the
+ * state change (a data-modifying CTE), `onlyIf` that change happened.
+ */
+export function outboxInsert(events: NewEvent[], onlyIf?: SQL): { insert: SQL; enqueued: EnqueuedEvent[] } {
   const occurredAt = new Date();
-  const rows = events.map((e) => ({ ...e, id: e.id ?? randomUUID(), occurredAt }));
+  const enqueued = events.map((e) => ({ ...e, id: e.id ?? randomUUID(), occurredAt }));
   // One JSON parameter, whatever the number of events: cheap to build and to parse. In the given order,
   // so seq (the outbox order) follows it. The table's trigger NOTIFYs the relay at commit.
   const json = JSON.stringify(
-    rows.map((e) => ({
+    enqueued.map((e) => ({
       id: e.id,
       order_id: e.orderId,
       type: e.type,
@@ -41,13 +52,14 @@ export async function enqueue(tx: Executor, events: NewEvent[]): Promise<Enqueue
       actor: e.actor ?? null,
     })),
   );
-  await tx.execute(sql`
+  const insert = sql`
     insert into ${orderEvents} (id, order_id, type, payload, occurred_at, actor)
     select id, order_id, type, payload, occurred_at, actor
     from rows from (
       jsonb_to_recordset(${json}::jsonb)
         as (id uuid, order_id uuid, type text, payload jsonb, occurred_at timestamptz, actor text)
     ) with ordinality as e(id, order_id, type, payload, occurred_at, actor, n)
-    order by n`);
-  return rows;
+    ${onlyIf ? sql`where ${onlyIf}` : sql``}
+    order by n`;
+  return { insert, enqueued };
 }

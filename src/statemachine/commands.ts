@@ -1,12 +1,12 @@
 /**
- * The shared state machine's commands, as the gateway calls them: check, write
- * the state change and its outbox events in one transaction, return. None of
- * them does a module's work.
+ * The shared state machine's commands, as the gateway calls them: read, let
+ * the pure decider decide, write the state change and its outbox events
+ * atomically (the hot ones in one statement, no transaction), return. None
+ * of them does a module's work.
  */
 import { createHash, randomUUID } from "node:crypto";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { type Db, type Executor, query } from "../db/database.ts";
-import { rowValues } from "../db/rows.ts";
 import { refuse } from "../errors.ts";
 import { enqueue } from "../relay/outbox.ts";
 import { products } from "./catalog.ts";
@@ -20,8 +20,16 @@ import {
 } from "./decide.ts";
 import type { ConfirmedLine } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
+import { insertPlacement } from "./placement.ts";
+import { orderStatuses } from "./states.ts";
 import { type OrderRow, orderLines, partnerReports, salesOrders } from "./tables.ts";
-import { cancelTransition, lockOrder, orderRow, orderStateChanged, transitionOrder } from "./transition.ts";
+import {
+  cancelOrderAtOnce,
+  lockOrder,
+  orderRow,
+  orderStateChanged,
+  transitionOrderAtOnce,
+} from "./transition.ts";
 
 export interface CommandResult {
   order: OrderRow;
@@ -43,9 +51,11 @@ function requestHash(command: PlaceOrderCommand): string {
 
 /**
  * Same customer and key: the same order and eventId come back; other input
- * under the key is CONFLICT. One transaction: the catalog read, the order, its
- * lines and its events; the key's unique index tells a repeat, so a first
- * placement does not look for an earlier one.
+ * under the key is CONFLICT. Two round trips and no transaction: the catalog
+ * read, then one statement that inserts the order and, only when it did, its
+ * lines and its events (PostgreSQL runs a statement atomically). The key's
+ * unique index tells a repeat, so a first placement does not look for an
+ * earlier one; the same statement answers an earlier order under the key.
  */
 export async function placeOrder(
   deps: CommandDeps,
@@ -54,23 +64,25 @@ export async function placeOrder(
   actor = `customer:${customerId}`,
 ): Promise<CommandResult> {
   const hash = requestHash(command);
+  const skus = [...new Set(command.lines.map((l) => l.sku))];
+  const rows =
+    skus.length > 0 ? await deps.db.select().from(products).where(inArray(products.sku, skus)) : [];
+  const catalog = new Map<string, CatalogProduct>(rows.map((p) => [p.sku, p]));
+  let placement: ReturnType<typeof decidePlacement>;
+  try {
+    placement = decidePlacement(command, catalog, deps.modules, deps.requiredForCompletion);
+  } catch (error) {
+    // A repeat is answered as the first time was, whatever the catalog says now.
+    const earlier = await findByKey(deps.db, customerId, command.idempotencyKey);
+    if (earlier) return replayPlacement(earlier, hash);
+    throw error;
+  }
   const orderId = randomUUID();
   // The placement's eventId is its OrderStateChanged, so a client can subscribe `after` it.
   const placedEventId = randomUUID();
-  return deps.db.transaction(async (tx) => {
-    const skus = [...new Set(command.lines.map((l) => l.sku))];
-    const rows = skus.length > 0 ? await tx.select().from(products).where(inArray(products.sku, skus)) : [];
-    const catalog = new Map<string, CatalogProduct>(rows.map((p) => [p.sku, p]));
-    let placement: ReturnType<typeof decidePlacement>;
-    try {
-      placement = decidePlacement(command, catalog, deps.modules, deps.requiredForCompletion);
-    } catch (error) {
-      // A repeat is answered as the first time was, whatever the catalog says now.
-      const earlier = await findByKey(tx, customerId, command.idempotencyKey);
-      if (earlier) return replayPlacement(earlier, hash);
-      throw error;
-    }
-    const row = rowValues(salesOrders, {
+  const answer = await insertPlacement(
+    deps.db,
+    {
       id: orderId,
       status: "pending",
       customerId,
@@ -84,18 +96,9 @@ export async function placeOrder(
       placedEventId,
       // Millisecond precision, like the cursors of the orders list that compare with it.
       createdAt: new Date(),
-    });
-    const [order] = await orderRow.all(
-      tx,
-      sql`insert into ${salesOrders} ${row} on conflict do nothing returning ${orderRow.columns}`,
-    );
-    // The key was used before, or by a concurrent request that won the race: answer with its order.
-    if (!order) {
-      const earlier = await findByKey(tx, customerId, command.idempotencyKey);
-      return replayPlacement(earlier!, hash);
-    }
-    await tx.insert(orderLines).values(placement.lines.map((l, position) => ({ ...l, orderId, position })));
-    await enqueue(tx, [
+    },
+    placement.lines,
+    [
       {
         id: placedEventId,
         type: orderStateChanged,
@@ -116,9 +119,12 @@ export async function placeOrder(
         },
         actor,
       },
-    ]);
-    return { order, eventId: placedEventId };
-  });
+    ],
+  );
+  if (answer?.placed) return { order: answer.order, eventId: placedEventId };
+  // The key was used before, or by a concurrent request that won the race: answer with its order.
+  const earlier = answer?.order ?? (await findByKey(deps.db, customerId, command.idempotencyKey));
+  return replayPlacement(earlier!, hash);
 }
 
 async function findByKey(db: Executor, customerId: string, key: string) {
@@ -134,30 +140,52 @@ function replayPlacement(order: OrderRow, hash: string): CommandResult {
   return { order, eventId: order.placedEventId };
 }
 
+/**
+ * A status only moves forward, so it changes at most this often: reading
+ * again after each change a command lost to, this many reads settle it.
+ */
+const readsToSettle = orderStatuses.length;
+
+/**
+ * A command on an existing order without a transaction: `attempt` reads the
+ * order, lets its decider decide, and carries the decision out in one guarded
+ * statement, or answers undefined when the guard matched nothing (a
+ * concurrent change got there first); then it reads and decides again.
+ */
+async function untilSettled(attempt: () => Promise<CommandResult | undefined>): Promise<CommandResult> {
+  for (let reads = 0; reads < readsToSettle; reads++) {
+    const result = await attempt();
+    if (result) return result;
+  }
+  throw new Error(`the order changed under the command ${readsToSettle} times`);
+}
+
 /** What a confirmation tells the modules of the order's lines, read with the order in one statement. */
 const linesOfOrder = sql`(select coalesce(json_agg(json_build_object(
     'sku', ${orderLines.sku}, 'kind', ${orderLines.kind}, 'quantity', ${orderLines.quantity})
     order by ${orderLines.position}), '[]') from ${orderLines} where ${orderLines.orderId} = ${salesOrders.id})`;
 
-/** The payment callback: PENDING → CONFIRMED, and OrderConfirmed for every module. */
+/**
+ * The payment callback: PENDING → CONFIRMED, and OrderConfirmed for every
+ * module. Two round trips: the order with its lines, then the move.
+ */
 export async function confirmPayment(
   deps: CommandDeps,
   orderId: string,
   payment: PaymentCallback,
   actor?: string,
 ): Promise<CommandResult> {
-  return deps.db.transaction(async (tx) => {
-    const [locked] = await query<Record<string, unknown> & { lines: ConfirmedLine[] }>(
-      tx,
+  return untilSettled(async () => {
+    const [read] = await query<Record<string, unknown> & { lines: ConfirmedLine[] }>(
+      deps.db,
       sql`select ${orderRow.columns}, ${linesOfOrder} as lines from ${salesOrders}
-        where ${salesOrders.id} = ${orderId} for update`,
+        where ${salesOrders.id} = ${orderId}`,
     );
-    if (!locked) return refuse("NOT_FOUND", "no such order");
-    const order = orderRow.read(locked);
-    const { lines } = locked;
+    if (!read) return refuse("NOT_FOUND", "no such order");
+    const order = orderRow.read(read);
     if (decideConfirmation(order, payment) === "replay") return { order, eventId: order.confirmedEventId! };
     const confirmedEventId = randomUUID();
-    const moved = await transitionOrder(tx, order, "confirmed", {
+    const moved = await transitionOrderAtOnce(deps.db, order, "confirmed", {
       eventId: confirmedEventId,
       actor,
       set: { paymentReference: payment.paymentReference, confirmedEventId },
@@ -170,19 +198,20 @@ export async function confirmPayment(
             paymentReference: payment.paymentReference,
             amount: payment.amount,
             currency: payment.currency,
-            lines,
+            lines: read.lines,
             involvedModules: order.involvedModules,
           },
         },
       ],
     });
-    if (!moved)
-      return refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be confirmed`);
-    return { order: moved.order, eventId: confirmedEventId };
+    return moved && { order: moved.order, eventId: confirmedEventId };
   });
 }
 
-/** Cancel (or a module's veto): every involved module rolls back on OrderCancelled. */
+/**
+ * Cancel (or a module's veto): every involved module rolls back on
+ * OrderCancelled. Two round trips: the order, then the move.
+ */
 export async function cancelOrder(
   deps: CommandDeps,
   orderId: string,
@@ -190,14 +219,15 @@ export async function cancelOrder(
   canSee: (order: OrderRow) => boolean = () => true,
   actor?: string,
 ): Promise<CommandResult> {
-  return deps.db.transaction(async (tx) => {
-    const order = await lockOrder(tx, orderId);
+  return untilSettled(async () => {
+    const [order] = await orderRow.all(
+      deps.db,
+      sql`select ${orderRow.columns} from ${salesOrders} where ${salesOrders.id} = ${orderId}`,
+    );
     if (!order || !canSee(order)) return refuse("NOT_FOUND", "no such order");
     if (decideCancel(order, reason) === "unchanged") return { order, eventId: order.cancelledEventId! };
-    const moved = await cancelTransition(tx, order, reason, {}, actor);
-    if (!moved)
-      return refuse("INVALID_TRANSITION", `an order in ${order.status.toUpperCase()} cannot be cancelled`);
-    return { order: moved.order, eventId: moved.stateChanged.id };
+    const moved = await cancelOrderAtOnce(deps.db, order, reason, actor);
+    return moved && { order: moved.order, eventId: moved.stateChanged.id };
   });
 }
 

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { sql } from "drizzle-orm";
-import type { Tx } from "../db/database.ts";
+import { type SQL, sql } from "drizzle-orm";
+import type { Executor, Tx } from "../db/database.ts";
 import { assignments, wholeRow } from "../db/rows.ts";
-import { type EnqueuedEvent, enqueue, type NewEvent } from "../relay/outbox.ts";
+import { type EnqueuedEvent, enqueue, type NewEvent, outboxInsert } from "../relay/outbox.ts";
 import type { OrderMove } from "./decide.ts";
 import { canMove, type OrderStatus, statusesBefore } from "./states.ts";
 import { type OrderRow, salesOrders } from "./tables.ts";
@@ -13,7 +13,7 @@ export const orderRow = wholeRow(salesOrders);
 /** Every module rolls back its part on it. */
 export const orderCancelled = "OrderCancelled";
 
-interface MoveOptions {
+export interface MoveOptions {
   /** The last OrderStateChanged's id, when the caller stores it on the order too. */
   eventId?: string;
   reason?: string;
@@ -35,16 +35,53 @@ export async function transitionOrder(
   to: OrderStatus,
   options: MoveOptions = {},
 ): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent } | undefined> {
-  const [moved] = await orderRow.all(
-    tx,
-    sql`update ${salesOrders} set ${assignments(salesOrders, { ...options.set, status: to, updatedAt: new Date() })}
-      where ${salesOrders.id} = ${order.id} and ${salesOrders.status} = ${order.status}
-        and ${salesOrders.status} = any(${`{${statusesBefore(to).join(",")}}`}::text[])
-      returning ${orderRow.columns}`,
-  );
+  const [moved] = await orderRow.all(tx, guardedUpdate(order, to, options));
   if (!moved) return undefined;
   const [stateChanged] = await enqueue(tx, moveEvents(order, order.status, [to], options));
   return { order: moved, stateChanged: stateChanged! };
+}
+
+/**
+ * The same move as transitionOrder, as one statement that is atomic on its
+ * own, so a command needs no transaction and holds no lock between reading
+ * the order and moving it: the guarded UPDATE and, only when it moved the
+ * order, the events' INSERT (data-modifying CTEs). Undefined when the guard
+ * matched nothing: the order is no longer in the status the caller read (a
+ * concurrent change got there first), so the caller reads and decides again.
+ */
+export async function transitionOrderAtOnce(
+  db: Executor,
+  order: Pick<OrderRow, "id" | "status" | "customerId">,
+  to: OrderStatus,
+  options: MoveOptions = {},
+): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent } | undefined> {
+  const { insert, enqueued } = outboxInsert(
+    moveEvents(order, order.status, [to], options),
+    sql`exists (select from moved)`,
+  );
+  const [moved] = await orderRow.all(
+    db,
+    sql`with moved as (${guardedUpdate(order, to, options)}), events as (${insert}) select ${orderRow.columns} from moved`,
+  );
+  return moved && { order: moved, stateChanged: enqueued[0]! };
+}
+
+/** The cancel command's: cancelTransition as one statement of its own (see transitionOrderAtOnce). */
+export async function cancelOrderAtOnce(
+  db: Executor,
+  order: Pick<OrderRow, "id" | "status" | "customerId">,
+  reason: string,
+  actor?: string,
+): Promise<{ order: OrderRow; stateChanged: EnqueuedEvent } | undefined> {
+  return transitionOrderAtOnce(db, order, "cancelled", cancellation(order, reason, {}, actor));
+}
+
+/** A move's UPDATE: from the status the order was read in, and only from one the transition table allows. */
+function guardedUpdate(order: Pick<OrderRow, "id" | "status">, to: OrderStatus, options: MoveOptions): SQL {
+  return sql`update ${salesOrders} set ${assignments(salesOrders, { ...options.set, status: to, updatedAt: new Date() })}
+      where ${salesOrders.id} = ${order.id} and ${salesOrders.status} = ${order.status}
+        and ${salesOrders.status} = any(${`{${statusesBefore(to).join(",")}}`}::text[])
+      returning ${orderRow.columns}`;
 }
 
 /**
