@@ -47,7 +47,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       ...options,
       logger,
       mailer,
-      compose: emailComposer(options.database.db, templates, options.mailFrom),
+      compose: emailComposer(templates, options.mailFrom),
     }),
   };
 }
