@@ -112,7 +112,10 @@ function rowsIn(rows: RowKey[]): SQL {
   return sql`(${notifications.orderId}, ${notifications.kind}) in (select * from unnest(${ids}::uuid[], ${kinds}::text[]))`;
 }
 
-/** What one claim statement answers, per row it locked: the claimed row, or nulls for one it let go at once. */
+/**
+ * What one claim statement answers: a row per row it locked (the claimed row, or nulls for one it let go at
+ * once), each with the round's summary; one row of nulls and the summary when it locked none.
+ */
 type ClaimAnswer = Record<string, unknown> & {
   candidates: number;
   next_due_ms: number | string | null;
