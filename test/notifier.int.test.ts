@@ -8,7 +8,7 @@ import { PDFParse } from "pdf-parse";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../src/db/database.ts";
 import { financeInvoices } from "../src/modules/finance/table.ts";
-import { composeEmail, emailComposer } from "../src/modules/notifier/compose.ts";
+import { composeEmail } from "../src/modules/notifier/compose.ts";
 import { invoiceIssued, notifierListener } from "../src/modules/notifier/listener.ts";
 import { mailDomain } from "../src/modules/notifier/mailer.ts";
 import { formatMoney } from "../src/modules/notifier/money.ts";
@@ -203,41 +203,6 @@ describe("the notifier", () => {
     expect(composed.subject).toContain("INV-999999");
     expect(composed.attachments[0]!.filename).toBe("INV-999999.pdf");
     expect(await pdfText(composed.attachments[0]!.content)).toMatch(/Total\s+42\.00 EUR/);
-  });
-
-  it("composes the emails of a claimed batch from one read of their orders, each from its own", async () => {
-    const orders = await Promise.all(
-      [["EBOOK-1"], ["EBOOK-1", "EBOOK-1"], ["EBOOK-1"]].map((skus) => saga.place(skus)),
-    );
-    let statements = 0;
-    const counting = new Proxy(db, {
-      get(target, property, receiver) {
-        if (property !== "execute") return Reflect.get(target, property, receiver);
-        return (...args: Parameters<typeof target.execute>) => {
-          statements++;
-          return target.execute(...args);
-        };
-      },
-    });
-    const compose = emailComposer(counting, loadTemplates(), mailFrom);
-    const emails = await Promise.all(
-      orders.map((order) =>
-        compose({
-          orderId: order.id,
-          kind: "completed",
-          recipient: `${order.id}@example.com`,
-          messageId: `<${order.id}@example.com>`,
-          invoice: null,
-        }),
-      ),
-    );
-    expect(statements).toBe(1);
-    expect(emails.map((e) => e.orderId)).toEqual(orders.map((o) => o.id));
-    expect(emails.map((e) => e.text.match(/EBOOK-1/g)?.length)).toEqual([1, 2, 1]);
-    expect(emails.every((email, i) => email.text.includes(orders[i]!.id))).toBe(true);
-    await expect(
-      compose({ ...emails[0]!, orderId: randomUUID(), recipient: "x@example.com", invoice: null }),
-    ).rejects.toThrow(/not found/);
   });
 
   it("holds the confirmation until Finance has issued the invoice, whichever of the two it hears first", async () => {

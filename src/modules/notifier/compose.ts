@@ -1,8 +1,6 @@
-/** What an email says, read from the order as it is when the email is sent. */
-import DataLoader from "dataloader";
+/** What an email says, read from the order as it is when the email is claimed. */
 import { sql } from "drizzle-orm";
 import { type Executor, query } from "../../db/database.ts";
-import { wholeRow } from "../../db/rows.ts";
 import { type OrderLineRow, type OrderRow, orderLines, salesOrders } from "../../statemachine/tables.ts";
 import { isoDate } from "./invoice-pdf.ts";
 import type { OutgoingEmail } from "./mailer.ts";
@@ -11,9 +9,12 @@ import { inlineRendering, type Rendering } from "./rendering.ts";
 import type { NotificationRow } from "./table.ts";
 import { render, type TemplateData, type Templates } from "./templates.ts";
 
-const orderRow = wholeRow(salesOrders);
-
 type EmailLine = Pick<OrderLineRow, "sku" | "name" | "quantity" | "unitAmount" | "currency">;
+
+/** What an email shows of its order. */
+export type EmailOrder = Pick<OrderRow, "id" | "totalAmount" | "currency" | "involvedModules"> & {
+  lines: EmailLine[];
+};
 
 /** The order's lines as the email shows them, in their order, read with the order. */
 const linesOfOrder = sql`(select coalesce(json_agg(json_build_object(
@@ -21,19 +22,18 @@ const linesOfOrder = sql`(select coalesce(json_agg(json_build_object(
     'unitAmount', ${orderLines.unitAmount}, 'currency', ${orderLines.currency})
     order by ${orderLines.position}), '[]') from ${orderLines} where ${orderLines.orderId} = ${salesOrders.id})`;
 
+/**
+ * The EmailOrder as one JSON value, for a statement with sales_orders in its
+ * FROM (null where none is joined): the sender reads it in the statement that
+ * claims the emails, so composing them costs no round trip of its own.
+ */
+export const emailOrder = sql`case when ${salesOrders.id} is null then null else json_build_object(
+    'id', ${salesOrders.id}, 'totalAmount', ${salesOrders.totalAmount}, 'currency', ${salesOrders.currency},
+    'involvedModules', ${salesOrders.involvedModules}, 'lines', ${linesOfOrder}) end`;
+
 type EmailRow = Pick<NotificationRow, "orderId" | "kind" | "recipient" | "messageId" | "invoice">;
-type EmailOrder = OrderRow & { lines: EmailLine[] };
 
-/** The orders and their lines, in one round trip: the sender's rate is set by its round trips per email. */
-async function readOrders(db: Executor, orderIds: readonly string[]): Promise<Map<string, EmailOrder>> {
-  const rows = await query<Record<string, unknown> & { lines: EmailLine[] }>(
-    db,
-    sql`select ${orderRow.columns}, ${linesOfOrder} as lines from ${salesOrders}
-      where ${salesOrders.id} = any(${`{${orderIds.join(",")}}`}::uuid[])`,
-  );
-  return new Map(rows.map((raw) => [raw.id as string, { ...orderRow.read(raw), lines: raw.lines }]));
-}
-
+/** One email, its order read here (the sender has it from its claim: see emailComposer). */
 export async function composeEmail(
   db: Executor,
   row: EmailRow,
@@ -41,29 +41,20 @@ export async function composeEmail(
   mailFrom: string,
   rendering: Rendering = inlineRendering,
 ): Promise<OutgoingEmail> {
-  const order = (await readOrders(db, [row.orderId])).get(row.orderId);
-  return emailFor(row, order, templates, mailFrom, rendering);
+  const [found] = await query<{ email_order: EmailOrder | null }>(
+    db,
+    sql`select ${emailOrder} as email_order from ${salesOrders} where ${salesOrders.id} = ${row.orderId}`,
+  );
+  return emailFor(row, found?.email_order ?? undefined, templates, mailFrom, rendering);
 }
 
-/**
- * composeEmail for a sender: the emails it composes at once (a claimed batch)
- * read their orders in one statement.
- */
+/** composeEmail for a sender, which claims each email with its order (undefined: no such order). */
 export function emailComposer(
-  db: Executor,
   templates: Templates,
   mailFrom: string,
   rendering: Rendering = inlineRendering,
-): (row: EmailRow) => Promise<OutgoingEmail> {
-  const orders = new DataLoader<string, EmailOrder | undefined>(
-    async (ids) => {
-      const found = await readOrders(db, ids);
-      return ids.map((id) => found.get(id));
-    },
-    // Batching only: each email reads its order as it is when composed.
-    { cache: false },
-  );
-  return async (row) => emailFor(row, await orders.load(row.orderId), templates, mailFrom, rendering);
+): (row: EmailRow, order: EmailOrder | undefined) => Promise<OutgoingEmail> {
+  return (row, order) => emailFor(row, order, templates, mailFrom, rendering);
 }
 
 async function emailFor(

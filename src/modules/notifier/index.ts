@@ -51,7 +51,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       ...options,
       logger,
       mailer,
-      compose: emailComposer(options.database.db, templates, options.mailFrom, rendering),
+      compose: emailComposer(templates, options.mailFrom, rendering),
     }),
   };
 }

@@ -13,17 +13,21 @@
  * also stamped on the row (claimed_by): marking a row sent checks it, so a
  * sender that lost its connection, and with it its locks, marks nothing
  * another sender has taken over.
+ *
+ * One statement per step and batch, all on that connection: the claim
+ * (locks, stamps, and the orders and lines the emails show), and the mark
+ * (or the failed try) that lets go of the locks once its update is done.
  */
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import DataLoader from "dataloader";
-import { and, asc, eq, inArray, lte, type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Database, Db, Session } from "../../db/database.ts";
 import { query } from "../../db/database.ts";
 import { wholeRow } from "../../db/rows.ts";
 import { faultPoint } from "../../faults.ts";
 import type { Logger } from "../../log.ts";
 import { salesOrders } from "../../statemachine/tables.ts";
+import { type EmailOrder, emailOrder } from "./compose.ts";
 import { notifierChannel } from "./listener.ts";
 import type { Mailer, OutgoingEmail } from "./mailer.ts";
 import { type NotificationKind, type NotificationRow, notifications } from "./table.ts";
@@ -32,7 +36,8 @@ export interface SenderOptions {
   database: Pick<Database, "db" | "listen" | "session">;
   logger: Logger;
   mailer: Mailer;
-  compose(row: NotificationRow): Promise<OutgoingEmail>;
+  /** The email of a claimed row, from its order as the claim read it (undefined: there is no such order). */
+  compose(row: NotificationRow, order: EmailOrder | undefined): Promise<OutgoingEmail>;
   /** Wait after the first failed try; doubles with each further one. Default 1 s. */
   retryMs?: number;
   /** Longest wait between tries. Default 10 min. */
@@ -55,22 +60,32 @@ export interface Sender {
   stop(): Promise<void>;
 }
 
-/** The first key of every claim's advisory lock (the second is the row's hash): any constant no one else uses. */
+/** The first key of every claim's advisory lock (the second is the hash of the row's key): any constant no one else uses. */
 const claimLockClass = 7_301_002;
 
 /**
- * Rows being sent from this process, per database. Advisory locks are
- * re-entrant within a session, so a sender would lock its own row again;
- * and PGlite's one session is shared by every sender of the process.
+ * What the senders of one process share per database. Advisory locks are
+ * re-entrant within a session, so a sender would lock its own row again, and
+ * PGlite's one session is shared by every sender of the process: `held` are
+ * the rows being sent from this process, and claims take turns, so that one
+ * claim's rows are held before the next claim looks.
  */
-const inFlightByDatabase = new WeakMap<Db, Set<string>>();
+interface Shared {
+  held: Set<string>;
+  claiming: Promise<unknown>;
+}
+const sharedByDatabase = new WeakMap<Db, Shared>();
 
 type RowKey = Pick<NotificationRow, "orderId" | "kind">;
+/** A row's key, as SQL spells it too (`order_id::text || '.' || kind`): its lock is hashtext of it. */
 const keyOf = (row: RowKey) => `${row.orderId}.${row.kind}`;
+const sqlKey = (alias: string) => sql.raw(`${alias}.order_id::text || '.' || ${alias}.kind`);
+const lockOf = (key: SQL) => sql`${sql.raw(String(claimLockClass))}, hashtext(${key})`;
 
-/** A claimed row and the session whose lock holds it. */
+/** A claimed row, the order its email shows, and the session whose lock holds it. */
 interface Claim {
   row: NotificationRow;
+  order: EmailOrder | undefined;
   session: Session;
 }
 
@@ -81,6 +96,7 @@ const notificationRow = wholeRow(notifications);
 const spareCandidates = 16;
 
 const interval = (ms: number) => sql`make_interval(secs => ${ms / 1000})`;
+const textArray = (values: string[]) => `{${values.join(",")}}`;
 
 /**
  * The customer reads "it arrived" after "thanks for your order": an order's
@@ -91,17 +107,22 @@ const inOrder = sql`(${notifications.kind} <> 'completed' or exists (
   where confirmation.order_id = ${notifications.orderId} and confirmation.kind = 'confirmed' and confirmation.status = 'sent'))`;
 
 function rowsIn(rows: RowKey[]): SQL {
-  const keys = rows.map((r) => sql`(${r.orderId}::uuid, ${r.kind}::text)`);
-  return sql`(${notifications.orderId}, ${notifications.kind}) in (${sql.join(keys, sql`, `)})`;
+  const ids = textArray(rows.map((r) => r.orderId));
+  const kinds = textArray(rows.map((r) => r.kind));
+  return sql`(${notifications.orderId}, ${notifications.kind}) in (select * from unnest(${ids}::uuid[], ${kinds}::text[]))`;
 }
 
-function lockKeys(rows: RowKey[]): SQL {
-  return sql`(values ${sql.join(
-    rows.map((r) => sql`(${r.orderId}::text, ${r.kind}::text)`),
-    sql`, `,
-  )}) as claim(order_id, kind)`;
-}
-const lockOf = sql`${sql.raw(String(claimLockClass))}, hashtext(claim.order_id || '.' || claim.kind)`;
+/**
+ * What one claim statement answers: a row per row it locked (the claimed row, or nulls for one it let go at
+ * once), each with the round's summary; one row of nulls and the summary when it locked none.
+ */
+type ClaimAnswer = Record<string, unknown> & {
+  candidates: number;
+  next_due_ms: number | string | null;
+  locked_order_id: string | null;
+  order_id: string | null;
+  email_order: EmailOrder | null;
+};
 
 export function createSender(options: SenderOptions): Sender {
   const { database, logger, mailer } = options;
@@ -112,16 +133,21 @@ export function createSender(options: SenderOptions): Sender {
   const concurrency = options.concurrency ?? 8;
   const markRetryMs = options.markRetryMs ?? 60_000;
   const me = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const held = inFlightByDatabase.get(db) ?? new Set<string>();
-  inFlightByDatabase.set(db, held);
+  const shared = sharedByDatabase.get(db) ?? { held: new Set<string>(), claiming: Promise.resolve() };
+  sharedByDatabase.set(db, shared);
+  const { held } = shared;
 
   let stopping = false;
   let started = false;
   let loop: Promise<void> | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let session: Session | undefined;
+  /** A session whose claim statement failed, so it may hold locks of rows it never heard of. */
+  let strayLocksOn: Session | undefined;
   const sending = new Set<Promise<void>>();
   const toMark: Claim[] = [];
+  /** The loop waits for free slots (due rows may be left), not for rows to come due. */
+  let waitingForSlots = false;
   let marking: Promise<void> | undefined;
 
   /** Bumped by every wake-up, so one that comes while the loop is busy is not lost. */
@@ -155,119 +181,161 @@ export function createSender(options: SenderOptions): Sender {
     return session;
   }
 
-  async function tryLock(on: Session, rows: RowKey[]): Promise<RowKey[]> {
-    // No LIMIT beside the lock calls: every row it locks is one it returns.
-    const locked = await query<{ order_id: string; kind: NotificationKind }>(
-      on.db,
-      sql`select claim.order_id, claim.kind from ${lockKeys(rows)} where pg_try_advisory_lock(${lockOf})`,
-    );
-    return locked.map((r) => ({ orderId: r.order_id, kind: r.kind }));
-  }
+  const forget = (rows: RowKey[]) => {
+    for (const row of rows) held.delete(keyOf(row));
+  };
 
   /** Lets go of rows: unlocks them (nothing to do if their session died), then forgets them. */
-  async function release(on: Session, rows: RowKey[]): Promise<void> {
+  async function letGo(on: Session, rows: RowKey[]): Promise<void> {
     if (rows.length === 0) return;
     if (on.alive)
-      await query(on.db, sql`select pg_advisory_unlock(${lockOf}) from ${lockKeys(rows)}`).catch(
-        (error: unknown) => logger.warn({ err: String(error) }, "notifier: cannot unlock claims"),
-      );
-    for (const row of rows) held.delete(keyOf(row));
+      await query(
+        on.db,
+        sql`select pg_advisory_unlock(${lockOf(sql`key`)}) from unnest(${textArray(rows.map(keyOf))}::text[]) as key`,
+      ).catch((error: unknown) => logger.warn({ err: String(error) }, "notifier: cannot unlock claims"));
+    forget(rows);
   }
 
   /**
-   * Up to `limit` due rows, each locked, then re-checked under its lock and
-   * stamped: candidates first, read without locks, since a lock call beside a
-   * LIMIT may lock rows the query never returns. `contended` says some due
-   * rows are held by other senders.
+   * Runs `update` (of claimed rows, `returning order_id, kind`) and lets go
+   * of the rows' claims in the same statement, once the update is done (the
+   * aggregate reads all of it before any unlock); their session dead, the
+   * update alone, on any connection. The keys of the rows updated come back.
+   * Should the statement fail, no lock was let go, and the rows are still held.
    */
-  async function claim(limit: number): Promise<{ claims: Claim[]; contended: boolean }> {
-    const n = notifications;
-    const candidates = await db
-      .select({ orderId: n.orderId, kind: n.kind })
-      .from(n)
-      .where(and(eq(n.status, "pending"), lte(n.nextAttemptAt, sql`now()`), inOrder))
-      // Rows no one has claimed first: one with a stamp is in another sender's hands, or was, if it died.
-      .orderBy(sql`${n.claimedBy} is not null`, asc(n.nextAttemptAt))
-      .limit(limit + held.size + spareCandidates);
-    const free = candidates.filter((c) => !held.has(keyOf(c)));
-    if (free.length === 0) return { claims: [], contended: false };
+  async function updateAndLetGo(on: Session, rows: RowKey[], update: SQL): Promise<Set<string>> {
+    if (!on.alive) {
+      const updated = await query<{ order_id: string; kind: NotificationKind }>(db, update);
+      forget(rows);
+      return new Set(updated.map((r) => keyOf({ orderId: r.order_id, kind: r.kind })));
+    }
+    const [answer] = await query<{ updated: string[] | null }>(
+      on.db,
+      sql`with done as (${update}),
+        updated as (select array_agg(${sqlKey("done")}) as updated from done)
+        select updated.updated, pg_advisory_unlock(${lockOf(sql`key`)}) as let_go
+        from updated, unnest(${textArray(rows.map(keyOf))}::text[]) as key`,
+    );
+    forget(rows);
+    return new Set(answer?.updated ?? []);
+  }
+
+  /**
+   * A claim statement failed: it may have locked rows before failing, and a
+   * session-level lock outlives its statement. Unlocks every claim lock the
+   * session holds but for the rows this process is sending (claims take
+   * turns, so none is being taken meanwhile).
+   */
+  async function letGoOfStrayLocks(on: Session): Promise<void> {
+    if (on.alive)
+      await query(
+        on.db,
+        sql`select pg_advisory_unlock(${sql.raw(String(claimLockClass))}, objid::int) from pg_locks
+          where locktype = 'advisory' and pid = pg_backend_pid() and classid = ${sql.raw(String(claimLockClass))} and objsubid = 2
+            and objid::int <> all(array(select hashtext(key) from unnest(${textArray([...held])}::text[]) as key))`,
+      );
+    if (strayLocksOn === on) strayLocksOn = undefined;
+  }
+
+  /**
+   * Up to `limit` due rows, locked, stamped and read with the order their
+   * email shows, in one statement: candidates first, read without locks (a
+   * lock call beside a LIMIT may lock rows the query never returns; here the
+   * LIMIT reads the candidates in turn and stops at the first `limit` locked).
+   * Under the lock the UPDATE looks at each row as it is now (a row another
+   * sender sent or rescheduled since the candidates were read is updated by
+   * then, and PostgreSQL checks it again): a row no longer due goes no
+   * further, nor one of a cancelled order, which is marked so. A row locked
+   * but not claimed is let go at once, once the UPDATE is done. `more`: the
+   * limit was reached, so due rows may be left; `contended`: some due rows are
+   * held by other senders; `nextDueMs`: until the next pending row not due yet
+   * is due.
+   */
+  async function claim(
+    limit: number,
+  ): Promise<{ claims: Claim[]; more: boolean; contended: boolean; nextDueMs: number | null }> {
     const on = await currentSession();
-    const locked = await tryLock(on, free);
-    for (const row of locked) held.add(keyOf(row));
-    await release(on, locked.slice(limit));
-    const mine = locked.slice(0, limit);
-    const contended = locked.length < free.length;
-    if (mine.length === 0) return { claims: [], contended };
+    if (strayLocksOn === on) await letGoOfStrayLocks(on);
+    const n = notifications;
+    const lock = lockOf(sqlKey("candidate"));
+    // Rows no one has claimed first: one with a stamp is in another sender's hands, or was, if it died.
+    let answer: ClaimAnswer[];
     try {
-      // Under the lock, as things are now: another sender may have sent a row since it was read,
-      // or tried and rescheduled it, or its order been cancelled.
-      const orderCancelled = sql`exists (select 1 from ${salesOrders} where ${salesOrders.id} = ${n.orderId} and ${salesOrders.status} = 'cancelled')`;
-      const claimed = await notificationRow.all(
-        db,
-        sql`update ${n} set claimed_by = ${me}, attempts = ${n.attempts} + 1
-          where ${rowsIn(mine)} and ${n.status} = 'pending' and ${n.nextAttemptAt} <= now() and not ${orderCancelled}
-          returning ${notificationRow.columns}`,
+      answer = await query<ClaimAnswer>(
+        on.db,
+        sql`with candidate as materialized (
+            select order_id, kind from ${n}
+            where status = 'pending' and next_attempt_at <= now() and ${inOrder}
+              and order_id::text || '.' || kind <> all(${textArray([...held])}::text[])
+            order by claimed_by is not null, next_attempt_at
+            limit ${limit + spareCandidates}
+          ),
+          locked as materialized (
+            select order_id, kind from candidate where pg_try_advisory_lock(${lock}) limit ${limit}
+          ),
+          claimed as (
+            update ${n} set claimed_by = ${me}, attempts = ${n}.attempts + 1
+            from locked left join ${salesOrders} on ${salesOrders.id} = locked.order_id
+            where (${n}.order_id, ${n}.kind) = (locked.order_id, locked.kind)
+              and ${n}.status = 'pending' and ${n}.next_attempt_at <= now()
+              and ${salesOrders.status} is distinct from 'cancelled'
+            returning ${n}.*, ${emailOrder} as email_order
+          ),
+          dropped as (
+            update ${n} set status = 'cancelled'
+            from locked join ${salesOrders} on ${salesOrders.id} = locked.order_id
+            where (${n}.order_id, ${n}.kind) = (locked.order_id, locked.kind)
+              and ${n}.status = 'pending' and ${salesOrders.status} = 'cancelled'
+          )
+          select summary.*, mine.* from (
+            select (select count(*)::int from candidate) as candidates,
+              extract(epoch from (select min(next_attempt_at) from ${n}
+                where status = 'pending' and next_attempt_at > now() and ${inOrder}) - now()) * 1000 as next_due_ms
+          ) summary left join (
+            select locked.order_id as locked_order_id, claimed.*,
+              case when claimed.order_id is null then pg_advisory_unlock(${lockOf(sqlKey("locked"))}) end as let_go
+            from locked left join claimed on (claimed.order_id, claimed.kind) = (locked.order_id, locked.kind)
+          ) mine on true`,
       );
-      if (claimed.length < mine.length) {
-        // The rare case: some were not claimed. Those of cancelled orders go no further.
-        await db
-          .update(n)
-          .set({ status: "cancelled" })
-          .where(and(rowsIn(mine), eq(n.status, "pending"), orderCancelled));
-      }
-      const claimedKeys = new Set(claimed.map(keyOf));
-      await release(
-        on,
-        mine.filter((row) => !claimedKeys.has(keyOf(row))),
-      );
-      return { claims: claimed.map((row) => ({ row, session: on })), contended };
     } catch (error) {
-      await release(on, mine);
+      strayLocksOn = on;
+      await letGoOfStrayLocks(on).catch((cleanup: unknown) =>
+        logger.error(
+          { err: String(cleanup) },
+          "notifier: cannot let go of a failed claim's locks, will try again",
+        ),
+      );
       throw error;
     }
+    const [summary] = answer;
+    const locked = answer.filter((a) => a.locked_order_id !== null);
+    const claims = locked
+      .filter((a) => a.order_id !== null)
+      .map((a) => ({ row: notificationRow.read(a), order: a.email_order ?? undefined, session: on }));
+    for (const { row } of claims) held.add(keyOf(row));
+    const more = locked.length === limit;
+    return {
+      claims,
+      more,
+      contended: !more && (summary?.candidates ?? 0) > locked.length,
+      nextDueMs:
+        summary?.next_due_ms === null || summary?.next_due_ms === undefined
+          ? null
+          : Number(summary.next_due_ms),
+    };
   }
 
-  /** Milliseconds until the next row is due, at most pollMs. */
-  async function untilNextDue(): Promise<number> {
-    const [next] = await query<{ ms: number | string | null }>(
-      db,
-      sql`select extract(epoch from min(next_attempt_at) - now()) * 1000 as ms
-          from notifications where status = 'pending' and claimed_by is distinct from ${me} and ${inOrder}`,
-    );
-    const ms = next?.ms === null || next?.ms === undefined ? pollMs : Number(next.ms);
-    // A few milliseconds at least: a due row that another sender is claiming right now is not ours to spin on.
-    return Math.min(pollMs, Math.max(5, Math.ceil(ms)));
+  /** A claim round, in its turn (see Shared). */
+  function claimInTurn(limit: number): ReturnType<typeof claim> {
+    const round = shared.claiming.then(() => claim(limit));
+    shared.claiming = round.catch(() => {});
+    return round;
   }
 
-  /** Looks that come at once (a batch's emails composed together) share one statement; nothing is cached. */
-  const cancelledOrders = new DataLoader<string, boolean>(
-    async (orderIds) => {
-      const cancelled = await query<{ id: string }>(
-        db,
-        sql`select ${salesOrders.id} as id from ${salesOrders}
-          where ${salesOrders.id} = any(${`{${orderIds.join(",")}}`}::uuid[]) and ${salesOrders.status} = 'cancelled'`,
-      );
-      const ids = new Set(cancelled.map((row) => row.id));
-      return orderIds.map((id) => ids.has(id));
-    },
-    { cache: false },
-  );
-  const orderCancelled = (orderId: string) => cancelledOrders.load(orderId);
-
-  async function deliver({ row, session: on }: Claim): Promise<void> {
+  async function deliver({ row, order, session: on }: Claim): Promise<void> {
     const log = { orderId: row.orderId, kind: row.kind, messageId: row.messageId, attempt: row.attempts };
-    const n = notifications;
-    const mine = and(rowsIn([row]), eq(n.status, "pending"), eq(n.claimedBy, me));
     try {
-      const email = await options.compose(row);
-      // The last look before the email leaves: a cancel since the claim stops it here. A completed
-      // order is past cancelling, so its email needs no look.
-      if (row.kind !== "completed" && (await orderCancelled(row.orderId))) {
-        await db.update(n).set({ status: "cancelled" }).where(mine);
-        logger.info(log, "order cancelled, email not sent");
-        await release(on, [row]);
-        return;
-      }
+      const email = await options.compose(row, order);
       const sending = mailer.send(email);
       // The SMTP conversation has begun and nothing is accepted yet (test/faults).
       faultPoint("notifier:mid-send");
@@ -276,27 +344,31 @@ export function createSender(options: SenderOptions): Sender {
       const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       const backoff = Math.min(maxRetryMs, retryMs * 2 ** Math.max(0, row.attempts - 1));
       logger.warn({ ...log, err: message, retryInMs: backoff }, "email not sent, will retry");
-      await db
-        .update(n)
-        .set({
-          lastError: message.slice(0, 2000),
-          nextAttemptAt: sql`now() + ${interval(backoff)}`,
-          claimedBy: null,
-        })
-        .where(mine)
-        .catch((dbError: unknown) =>
-          // Tried again as soon as the claim is let go.
-          logger.error({ ...log, err: String(dbError) }, "cannot record the failed try"),
-        );
-      await release(on, [row]);
+      const n = notifications;
+      await updateAndLetGo(
+        on,
+        [row],
+        sql`update ${n} set last_error = ${message.slice(0, 2000)}, next_attempt_at = now() + ${interval(backoff)},
+            claimed_by = null
+          where ${rowsIn([row])} and ${n.status} = 'pending' and ${n.claimedBy} = ${me}
+          returning order_id, kind`,
+      ).catch(async (dbError: unknown) => {
+        // Tried again as soon as the claim is let go.
+        logger.error({ ...log, err: String(dbError) }, "cannot record the failed try");
+        await letGo(on, [row]);
+      });
+      // The loop's next look may be later than this retry.
+      wake();
       return;
     }
-    toMark.push({ row, session: on });
+    toMark.push({ row, order, session: on });
     markSoon();
   }
 
   function markSoon(): void {
     marking ??= (async () => {
+      // Emails accepted in the same turn of the event loop are marked together.
+      await new Promise((resolve) => setImmediate(resolve));
       while (toMark.length > 0) await markSent(toMark.splice(0));
     })().finally(() => {
       marking = undefined;
@@ -306,46 +378,50 @@ export function createSender(options: SenderOptions): Sender {
 
   /**
    * Accepted by the server: marked sent, if this sender still holds the
-   * claim (a row the listener cancelled meanwhile was sent all the same).
-   * Until this commits, the claim stays held and a crash sends it again (same
-   * Message-ID): the one window no mail server lets us close.
+   * claim (a row the listener cancelled meanwhile was sent all the same), and
+   * let go in the same statement. Until this commits, the claim stays held and
+   * a crash sends it again (same Message-ID): the one window no mail server
+   * lets us close.
    */
   async function markSent(batch: Claim[]): Promise<void> {
+    for (const on of new Set(batch.map((c) => c.session)))
+      await markSentOn(
+        on,
+        batch.filter((c) => c.session === on).map((c) => c.row),
+      );
+  }
+
+  async function markSentOn(on: Session, rows: NotificationRow[]): Promise<void> {
     const n = notifications;
-    const rows = batch.map((c) => c.row);
     const since = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
-        const marked = await db
-          .update(n)
-          .set({ status: "sent", sentAt: new Date(), lastError: null })
-          .where(and(rowsIn(rows), inArray(n.status, ["pending", "cancelled"]), eq(n.claimedBy, me)))
-          .returning({ orderId: n.orderId, kind: n.kind });
-        const markedKeys = new Set(marked.map(keyOf));
+        const marked = await updateAndLetGo(
+          on,
+          rows,
+          sql`update ${n} set status = 'sent', sent_at = now(), last_error = null
+            where ${rowsIn(rows)} and ${n.status} in ('pending', 'cancelled') and ${n.claimedBy} = ${me}
+            returning order_id, kind`,
+        );
         for (const row of rows) {
           const log = { orderId: row.orderId, kind: row.kind, messageId: row.messageId, mailer: mailer.kind };
-          if (markedKeys.has(keyOf(row))) logger.info(log, "email sent");
+          if (marked.has(keyOf(row))) logger.info(log, "email sent");
           else logger.warn(log, "email sent, but another sender had taken it over: it may go twice");
         }
-        // Their completion emails may go now (the table's trigger tells the other senders at commit).
-        if (marked.some((row) => row.kind === "confirmed")) wake();
-        break;
+        // Their completion emails may go now: the table's trigger tells every sender at commit, this one too.
+        return;
       } catch (dbError) {
         if (Date.now() - since >= markRetryMs) {
           logger.error(
             { err: String(dbError), messageIds: rows.map((r) => r.messageId) },
             "emails sent but not marked; they are sent again, with the same Message-ID, once their claims are let go",
           );
-          break;
+          await letGo(on, rows);
+          return;
         }
         await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 100 * 2 ** attempt)));
       }
     }
-    for (const on of new Set(batch.map((c) => c.session)))
-      await release(
-        on,
-        batch.filter((c) => c.session === on).map((c) => c.row),
-      );
   }
 
   function send(claimed: Claim): void {
@@ -353,27 +429,37 @@ export function createSender(options: SenderOptions): Sender {
       .catch((error: unknown) => logger.error({ err: String(error) }, "notifier: send failed"))
       .finally(() => {
         sending.delete(task);
-        wake();
+        // A slot the loop waits for. Else it has claimed all it could; what comes due wakes it.
+        if (waitingForSlots) wake();
       });
     sending.add(task);
   }
+
+  /** How long to wait for the next row not due yet, at most pollMs. */
+  const untilDue = (ms: number | null) =>
+    // A few milliseconds at least: a row due right now is not ours to spin on.
+    ms === null ? pollMs : Math.min(pollMs, Math.max(5, Math.ceil(ms)));
 
   async function run(): Promise<void> {
     while (!stopping) {
       const seen = wakes;
       const free = concurrency - sending.size;
-      // A claim costs the same few round trips for one row as for many: claiming for each
-      // slot as it frees would make the claims the bottleneck, so wait for half the slots.
-      if (free <= 0 || (sending.size > 0 && free < Math.ceil(concurrency / 2))) {
+      // A claim costs one round trip for one row as for many: claiming for each slot as
+      // it frees would make the claims the bottleneck, so wait for half the slots.
+      waitingForSlots = free <= 0 || (sending.size > 0 && free < Math.ceil(concurrency / 2));
+      if (waitingForSlots) {
         await sleep(pollMs, seen);
         continue;
       }
       try {
-        const { claims, contended } = await claim(free);
+        const { claims, more, contended, nextDueMs } = await claimInTurn(free);
         for (const claimed of claims) send(claimed);
-        if (claims.length === free) continue;
+        // Due rows may be left: claim again, or wait for the slots to take them.
+        waitingForSlots = claims.length === free || more;
+        if (waitingForSlots) continue;
         // Rows held by another sender: look again after a poll (its end wakes us when it sends a confirmation).
-        await sleep(contended ? pollMs : await untilNextDue(), seen);
+        // A row that turns pending, or a confirmation sent, wakes us (the table's trigger); else the next retry.
+        await sleep(contended ? pollMs : untilDue(nextDueMs), seen);
       } catch (error) {
         logger.error({ err: String(error) }, "notifier: cannot read notifications, will retry");
         await sleep(pollMs, seen);
