@@ -56,4 +56,15 @@ describe("Mail rendering in a worker thread", () => {
     expect(Buffer.from(fromThread.raw).toString("latin1")).not.toMatch(/[^\r]\n/);
     expect(fromThread.envelope).toEqual({ from: "orders@shop.example", to: ["ada@example.com"] });
   });
+
+  it("rejects a mail that cannot render, and renders the next one", async () => {
+    const unreadable = {
+      ...message(Buffer.from("%PDF-")),
+      attachments: [{ path: "/nonexistent/invoice.pdf" }],
+    };
+    await expect(threads.rawMessage(unreadable)).rejects.toThrow(/ENOENT/);
+    expect((await threads.rawMessage(message(Buffer.from("%PDF-")))).envelope.to).toEqual([
+      "ada@example.com",
+    ]);
+  });
 });

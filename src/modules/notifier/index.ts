@@ -42,9 +42,11 @@ export interface Notifier {
 
 export function createNotifier(options: NotifierOptions): Notifier {
   const templates = loadTemplates(options.templatesDir);
-  const rendering = createRendering(options.renderThreads ?? 0);
-  const mailer = createMailer({ smtpUrl: options.smtpUrl, dataDir: options.dataDir, rendering });
   const logger = options.logger.child({ role: "notifier" });
+  const rendering = createRendering(options.renderThreads ?? 0, (err) =>
+    logger.error({ err: String(err) }, "a mail rendering thread failed"),
+  );
+  const mailer = createMailer({ smtpUrl: options.smtpUrl, dataDir: options.dataDir, rendering });
   return {
     listener: notifierListener({ mailFrom: options.mailFrom }),
     sender: createSender({

@@ -27,12 +27,22 @@ export const inlineRendering: Rendering = {
 /** The threads' entry: plain JavaScript, which loads render-thread.ts (or, built, .js). */
 const threadEntry = new URL("./render-thread.mjs", import.meta.url);
 
-export function createRendering(threads: number): Rendering {
+/**
+ * `onError`: a thread that fails outside a task (it could not start, say); its tasks reject, and the
+ * mails they were for are retried as after any failed send.
+ */
+export function createRendering(threads: number, onError: (error: unknown) => void = () => {}): Rendering {
   if (threads <= 0) return inlineRendering;
   // Started at the first mail: a process that sends none holds no thread.
   let pool: Piscina | undefined;
   const run = <T>(task: unknown, name: string): Promise<T> => {
-    pool ??= new Piscina({ filename: threadEntry.href, minThreads: 1, maxThreads: threads });
+    if (!pool) {
+      // execArgv []: not the process's flags (a preload such as `--import ./x.ts` would run before the
+      // entry has registered tsx); the entry loads what it needs itself.
+      pool = new Piscina({ filename: threadEntry.href, minThreads: 1, maxThreads: threads, execArgv: [] });
+      // Unheard, the pool's 'error' would end the process.
+      pool.on("error", onError);
+    }
     return pool.run(task, { name });
   };
   return {
