@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { graphql } from "../generated/index.ts";
 import { CancelOrder, ConfirmPayment, PlaceOrder } from "./operations.ts";
 import { gql, gqlData, tokens } from "./service.ts";
@@ -46,7 +47,10 @@ export function sagaClient(url: string) {
       const data = await gqlData(
         url,
         PlaceOrder,
-        { input: { lines, contactEmail: "ada@example.com", idempotencyKey: `saga-${++keys}-${Date.now()}` } },
+        // Unique across clients too: two clients (one per gateway) once made the same key in the same millisecond.
+        {
+          input: { lines, contactEmail: "ada@example.com", idempotencyKey: `saga-${++keys}-${randomUUID()}` },
+        },
         token ?? (await tokens.customer()),
       );
       return { id: data.placeOrder.order.id, total: skus.reduce((sum, s) => sum + prices[s]!, 0) };
