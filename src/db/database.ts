@@ -253,7 +253,9 @@ export async function query<T>(db: Executor, statement: SQL): Promise<T[]> {
   // drizzle's own execute() with a statement name: what db.execute(statement) does, prepared.
   const { session, dialect } = db as unknown as DrizzleInternals;
   const built = dialect.sqlToQuery(statement);
-  const result = (await session.prepareQuery(built, undefined, statementName(built.sql), false).execute()) as {
+  const result = (await session
+    .prepareQuery(built, undefined, statementName(built.sql), false)
+    .execute()) as {
     rows: T[];
   };
   return result.rows;
