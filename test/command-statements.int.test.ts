@@ -13,31 +13,10 @@ import {
   tokenFor,
   tokens,
 } from "./support/service.ts";
+import { statementTexts } from "./support/statements.ts";
 import { eventually } from "./support/wait.ts";
 
 type Line = { sku: string; quantity: number };
-
-/**
- * The SQL statements a request sends, counted where they leave for
- * PostgreSQL (every pg Client's query, pooled or not). The gateway runs
- * alone (no relay, no listeners), so nothing else talks to the database
- * meanwhile, and no module moves an order on behind a test's back.
- */
-async function statementsOf(request: () => Promise<unknown>): Promise<string[]> {
-  const query = pg.Client.prototype.query;
-  const texts: string[] = [];
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    const first = args[0];
-    texts.push(String(typeof first === "string" ? first : (first as { text?: unknown }).text));
-    return (query as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof query;
-  try {
-    await request();
-  } finally {
-    pg.Client.prototype.query = query;
-  }
-  return texts;
-}
 
 describe("the hot mutations' round trips, and their races", () => {
   const prefix = testPrefix();
@@ -100,15 +79,15 @@ describe("the hot mutations' round trips, and their races", () => {
     it("placeOrder: the catalog read and one statement, with one line or four, and a repeat costs the same", async () => {
       const key = `cost-${randomUUID()}`;
       let placed: Awaited<ReturnType<typeof place>> | undefined;
-      const one = await statementsOf(async () => {
+      const one = await statementTexts(async () => {
         placed = await place(key);
       });
       const everyModule = ["EBOOK-1", "MUG-1", "TRIP-LIS", "BOX-MONTHLY"].map((sku) => ({
         sku,
         quantity: 2,
       }));
-      const four = await statementsOf(() => place(`cost-${randomUUID()}`, everyModule));
-      const repeat = await statementsOf(async () => {
+      const four = await statementTexts(() => place(`cost-${randomUUID()}`, everyModule));
+      const repeat = await statementTexts(async () => {
         const again = await place(key);
         expect(again.order.id).toBe(placed!.order.id);
         expect(again.eventId).toBe(placed!.eventId);
@@ -181,12 +160,12 @@ describe("the hot mutations' round trips, and their races", () => {
     it("confirmPayment: the order with its lines and one statement; a replay only the read", async () => {
       const { order } = await place(`cost-confirm-${randomUUID()}`);
       let eventId: string | undefined;
-      const first = await statementsOf(async () => {
+      const first = await statementTexts(async () => {
         const result = await confirm(order.id, "psp-cost");
         expect(result.errors).toBeUndefined();
         eventId = result.data?.confirmPayment.eventId;
       });
-      const replay = await statementsOf(async () => {
+      const replay = await statementTexts(async () => {
         const result = await confirm(order.id, "psp-cost");
         expect(result.data?.confirmPayment.eventId).toBe(eventId);
       });
@@ -225,7 +204,7 @@ describe("the hot mutations' round trips, and their races", () => {
     it("a payment that is not the order's total sends only the read and changes nothing", async () => {
       const { order } = await place(`cost-wrong-${randomUUID()}`);
       let code: string | undefined;
-      const texts = await statementsOf(async () => {
+      const texts = await statementTexts(async () => {
         code = errorCode(await confirm(order.id, "psp-wrong", 1499));
       });
       expect(code).toBe("BAD_USER_INPUT");
@@ -237,10 +216,10 @@ describe("the hot mutations' round trips, and their races", () => {
     it("cancelOrder: the order and one statement; cancelling again only the read", async () => {
       const { order } = await place(`cost-cancel-${randomUUID()}`);
       let eventId: string | undefined;
-      const first = await statementsOf(async () => {
+      const first = await statementTexts(async () => {
         eventId = (await cancel(order.id)).data?.cancelOrder.eventId;
       });
-      const again = await statementsOf(async () => {
+      const again = await statementTexts(async () => {
         expect((await cancel(order.id)).data?.cancelOrder.eventId).toBe(eventId);
       });
       console.info(`SQL statements: cancelOrder ${first.length}, repeated ${again.length}`);

@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { asc, inArray, sql } from "drizzle-orm";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../src/db/database.ts";
 import { modules } from "../src/modules/index.ts";
@@ -11,6 +10,7 @@ import type { OrderStatus } from "../src/statemachine/states.ts";
 import { salesOrders } from "../src/statemachine/tables.ts";
 import { applyOrderMoves, lockOrders } from "../src/statemachine/transition.ts";
 import { createTestDatabase } from "./support/database.ts";
+import { statementCount } from "./support/statements.ts";
 
 /** The module tables' rows the tests need, with the columns each table requires. */
 const moduleTables: Record<string, { table: string; columns: string; values: string }> = {
@@ -86,27 +86,11 @@ describe("the orders listener, a batch at a time", () => {
     return { orderIds: [...paid, trip], events };
   }
 
-  /** The SQL statements `run` sends, counted where they leave for PostgreSQL. */
-  async function statementsOf(run: () => Promise<unknown>): Promise<number> {
-    const query = pg.Client.prototype.query;
-    let statements = 0;
-    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-      statements += 1;
-      return (query as (...a: unknown[]) => unknown).apply(this, args);
-    } as typeof query;
-    try {
-      await run();
-    } finally {
-      pg.Client.prototype.query = query;
-    }
-    return statements;
-  }
-
   /** Handles the events as one batch in one transaction; answers the statements the listener sent. */
   async function inOneBatch(events: BusEvent[]): Promise<number> {
     let statements = 0;
     await database.db.transaction(async (tx) => {
-      statements = await statementsOf(() => listener.handleBatch(tx, events));
+      statements = await statementCount(() => listener.handleBatch(tx, events));
     });
     return statements;
   }

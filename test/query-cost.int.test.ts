@@ -3,6 +3,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, testPrefix } from "./support/database.ts";
 import { deleteStream, gqlData, startTestService, type TestService, tokens } from "./support/service.ts";
+import { statementCount } from "./support/statements.ts";
 
 /** Every per-order field a client may ask for on a page of orders. */
 const OrdersWithEverything = parse(`
@@ -35,27 +36,6 @@ const OrderWithEverything = parse(`
     }
   }
 `);
-
-/**
- * The SQL statements one GraphQL request costs, counted where they leave
- * for PostgreSQL: every statement, pooled or in a transaction, goes
- * through a pg Client's query. The gateway runs alone (no relay, no
- * listeners), so nothing else talks to the database meanwhile.
- */
-async function statementsOf(request: () => Promise<unknown>): Promise<number> {
-  const query = pg.Client.prototype.query;
-  let statements = 0;
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    statements += 1;
-    return (query as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof query;
-  try {
-    await request();
-  } finally {
-    pg.Client.prototype.query = query;
-  }
-  return statements;
-}
 
 describe("what a page of orders costs in SQL statements", () => {
   const prefix = testPrefix();
@@ -114,7 +94,7 @@ describe("what a page of orders costs in SQL statements", () => {
   const page = async (first: number) => {
     const admin = await tokens.admin();
     let data: unknown;
-    const statements = await statementsOf(async () => {
+    const statements = await statementCount(async () => {
       data = await gqlData(app.url!, OrdersWithEverything as never, { first }, admin);
     });
     const edges = (data as { orders: { edges: { node: { modules: unknown[]; lines: unknown[] } }[] } }).orders
@@ -144,7 +124,7 @@ describe("what a page of orders costs in SQL statements", () => {
 
   it("order(id) with the same fields reads each module table once", async () => {
     const admin = await tokens.admin();
-    const statements = await statementsOf(() =>
+    const statements = await statementCount(() =>
       gqlData(app.url!, OrderWithEverything as never, { id: orderIds[0] }, admin),
     );
     console.info(`SQL statements: order(id) ${statements}`);

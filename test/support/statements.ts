@@ -1,0 +1,26 @@
+import pg from "pg";
+
+/**
+ * The SQL statements `run` sends, by text, counted where they leave for
+ * PostgreSQL: every statement, pooled or in a transaction, goes through a pg
+ * Client's query. Whatever else talks to the database meanwhile counts too.
+ */
+export async function statementTexts(run: () => Promise<unknown>): Promise<string[]> {
+  const query = pg.Client.prototype.query;
+  const texts: string[] = [];
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const first = args[0];
+    texts.push(String(typeof first === "string" ? first : (first as { text?: unknown }).text));
+    return (query as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof query;
+  try {
+    await run();
+  } finally {
+    pg.Client.prototype.query = query;
+  }
+  return texts;
+}
+
+export async function statementCount(run: () => Promise<unknown>): Promise<number> {
+  return (await statementTexts(run)).length;
+}
