@@ -23,10 +23,12 @@ import { outboxBacklog, outboxLagSeconds } from "./relay/outbox-backlog.ts";
 import { republishUnhandled } from "./relay/recover.ts";
 import { countParked, Relay } from "./relay/relay.ts";
 import { CompletionSweep } from "./statemachine/completion-sweep.ts";
+import { KnownProducts } from "./statemachine/known-products.ts";
 import type { ModuleDefinition } from "./statemachine/module.ts";
 import { moduleListener } from "./statemachine/module-listener.ts";
 import { countOrdersByStatus, countUnmovedOrders } from "./statemachine/order-stats.ts";
 import { ordersListener } from "./statemachine/orders-listener.ts";
+import { RecentOrders } from "./statemachine/recent-orders.ts";
 import { RetentionSweep } from "./statemachine/retention.ts";
 
 export interface ServiceOptions {
@@ -211,7 +213,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         issuer: config.gateway.jwtIssuer,
         audience: config.gateway.jwtAudience,
       }),
-      commands: { db: database.db, modules, requiredForCompletion: config.modulesRequiredForCompletion },
+      commands: {
+        db: database.db,
+        modules,
+        requiredForCompletion: config.modulesRequiredForCompletion,
+        knownProducts: new KnownProducts(),
+        recentOrders: new RecentOrders(),
+      },
       inboxRetentionMs: config.inboxRetentionMs,
     });
     await new Promise<void>((resolve) => gateway.server.listen(config.port, resolve));

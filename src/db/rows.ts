@@ -55,6 +55,21 @@ function driverPairs<Table extends PgTable>(
 }
 
 /**
+ * `("id", "status", ...) select $1, $2, ...`: rowValues as a SELECT, for an
+ * INSERT that a WHERE after it may skip (each parameter takes its column's type).
+ */
+export function rowSelect<Table extends PgTable>(table: Table, values: Partial<Table["$inferInsert"]>): SQL {
+  const pairs = driverPairs(table, values);
+  return sql`(${sql.join(
+    pairs.map((p) => p.name),
+    sql`, `,
+  )}) select ${sql.join(
+    pairs.map((p) => p.value),
+    sql`, `,
+  )}`;
+}
+
+/**
  * `("id", "status", ...) values ($1, $2, ...)` for one row of the table: the
  * given properties only, each as the query builder would send it.
  */

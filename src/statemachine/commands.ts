@@ -5,13 +5,11 @@
  * of them does a module's work.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { type Db, type Executor, query } from "../db/database.ts";
 import { refuse } from "../errors.ts";
 import { enqueue } from "../relay/outbox.ts";
-import { products } from "./catalog.ts";
 import {
-  type CatalogProduct,
   decideCancel,
   decideConfirmation,
   decidePlacement,
@@ -19,8 +17,10 @@ import {
   type PlaceOrderCommand,
 } from "./decide.ts";
 import type { ConfirmedLine } from "./events.ts";
+import type { KnownProducts } from "./known-products.ts";
 import type { ModuleDefinition } from "./module.ts";
 import { insertPlacement } from "./placement.ts";
+import type { RecentOrders } from "./recent-orders.ts";
 import { orderStatuses } from "./states.ts";
 import { type OrderRow, orderLines, partnerReports, salesOrders } from "./tables.ts";
 import {
@@ -40,6 +40,10 @@ export interface CommandDeps {
   db: Db;
   modules: readonly ModuleDefinition[];
   requiredForCompletion: readonly string[];
+  /** The products this process read, checked by each placement's statement. */
+  knownProducts: KnownProducts;
+  /** The orders this process placed lately, for the payment callback's decision. */
+  recentOrders: RecentOrders;
 }
 
 function requestHash(command: PlaceOrderCommand): string {
@@ -51,9 +55,10 @@ function requestHash(command: PlaceOrderCommand): string {
 
 /**
  * Same customer and key: the same order and eventId come back; other input
- * under the key is CONFLICT. Two round trips and no transaction: the catalog
- * read, then one statement that inserts the order and, only when it did, its
- * lines and its events (PostgreSQL runs a statement atomically). The key's
+ * under the key is CONFLICT. One statement, no transaction, when this process
+ * knows the products: it inserts the order and, only when it did, its lines
+ * and its events, provided every product is still as priced (PostgreSQL runs
+ * a statement atomically); else the products are read first. The key's
  * unique index tells a repeat, so a first placement does not look for an
  * earlier one; the same statement answers an earlier order under the key.
  */
@@ -65,66 +70,82 @@ export async function placeOrder(
 ): Promise<CommandResult> {
   const hash = requestHash(command);
   const skus = [...new Set(command.lines.map((l) => l.sku))];
-  const rows =
-    skus.length > 0 ? await deps.db.select().from(products).where(inArray(products.sku, skus)) : [];
-  const catalog = new Map<string, CatalogProduct>(rows.map((p) => [p.sku, p]));
-  let placement: ReturnType<typeof decidePlacement>;
-  try {
-    placement = decidePlacement(command, catalog, deps.modules, deps.requiredForCompletion);
-  } catch (error) {
-    // A repeat is answered as the first time was, whatever the catalog says now.
-    const earlier = await findByKey(deps.db, customerId, command.idempotencyKey);
-    if (earlier) return replayPlacement(earlier, hash);
-    throw error;
-  }
-  const orderId = randomUUID();
-  // The placement's eventId is its OrderStateChanged, so a client can subscribe `after` it.
-  const placedEventId = randomUUID();
-  const answer = await insertPlacement(
-    deps.db,
-    {
-      id: orderId,
-      status: "pending",
-      customerId,
-      contactEmail: command.contactEmail,
-      totalAmount: placement.totalAmount,
-      currency: placement.currency,
-      requiredModules: placement.requiredModules,
-      involvedModules: placement.involvedModules,
-      idempotencyKey: command.idempotencyKey,
-      requestHash: hash,
-      placedEventId,
-      // Millisecond precision, like the cursors of the orders list that compare with it.
-      createdAt: new Date(),
-    },
-    placement.lines,
-    [
+  let fresh = false;
+  for (let tries = 1; ; tries++) {
+    const catalog = await deps.knownProducts.get(deps.db, skus, fresh);
+    let placement: ReturnType<typeof decidePlacement>;
+    try {
+      placement = decidePlacement(command, catalog.products, deps.modules, deps.requiredForCompletion);
+    } catch (error) {
+      // Refused only on products as the database has them now.
+      if (!catalog.read) {
+        fresh = true;
+        continue;
+      }
+      // A repeat is answered as the first time was, whatever the catalog says now.
+      const earlier = await findByKey(deps.db, customerId, command.idempotencyKey);
+      if (earlier) return replayPlacement(earlier, hash);
+      throw error;
+    }
+    const orderId = randomUUID();
+    // The placement's eventId is its OrderStateChanged, so a client can subscribe `after` it.
+    const placedEventId = randomUUID();
+    const answer = await insertPlacement(
+      deps.db,
       {
-        id: placedEventId,
-        type: orderStateChanged,
-        orderId,
-        payload: { from: null, to: "pending", customerId },
-        actor,
+        id: orderId,
+        status: "pending",
+        customerId,
+        contactEmail: command.contactEmail,
+        totalAmount: placement.totalAmount,
+        currency: placement.currency,
+        requiredModules: placement.requiredModules,
+        involvedModules: placement.involvedModules,
+        idempotencyKey: command.idempotencyKey,
+        requestHash: hash,
+        placedEventId,
+        // Millisecond precision, like the cursors of the orders list that compare with it.
+        createdAt: new Date(),
       },
-      {
-        type: "OrderPlaced",
-        orderId,
-        payload: {
-          customerId,
-          lines: placement.lines,
-          totalAmount: placement.totalAmount,
-          currency: placement.currency,
-          involvedModules: placement.involvedModules,
-          requiredModules: placement.requiredModules,
+      placement.lines,
+      [
+        {
+          id: placedEventId,
+          type: orderStateChanged,
+          orderId,
+          payload: { from: null, to: "pending", customerId },
+          actor,
         },
-        actor,
-      },
-    ],
-  );
-  if (answer?.placed) return { order: answer.order, eventId: placedEventId };
-  // The key was used before, or by a concurrent request that won the race: answer with its order.
-  const earlier = answer?.order ?? (await findByKey(deps.db, customerId, command.idempotencyKey));
-  return replayPlacement(earlier!, hash);
+        {
+          type: "OrderPlaced",
+          orderId,
+          payload: {
+            customerId,
+            lines: placement.lines,
+            totalAmount: placement.totalAmount,
+            currency: placement.currency,
+            involvedModules: placement.involvedModules,
+            requiredModules: placement.requiredModules,
+          },
+          actor,
+        },
+      ],
+      [...catalog.products.values()],
+    );
+    if (answer.kind === "order" && answer.placed) {
+      const lines = placement.lines.map(({ sku, kind, quantity }) => ({ sku, kind, quantity }));
+      deps.recentOrders.remember({ order: answer.order, lines });
+      return { order: answer.order, eventId: placedEventId };
+    }
+    if (answer.kind === "order") return replayPlacement(answer.order, hash);
+    if (answer.kind === "taken") {
+      // A concurrent request under the key won the race: answer with its order.
+      return replayPlacement((await findByKey(deps.db, customerId, command.idempotencyKey))!, hash);
+    }
+    // Repriced: a product changed since this process read it. Read again; each try reads what is current.
+    if (tries >= readsToSettle) throw new Error(`the catalog changed under the placement ${tries} times`);
+    fresh = true;
+  }
 }
 
 async function findByKey(db: Executor, customerId: string, key: string) {
@@ -167,7 +188,9 @@ const linesOfOrder = sql`(select coalesce(json_agg(json_build_object(
 
 /**
  * The payment callback: PENDING → CONFIRMED, and OrderConfirmed for every
- * module. Two round trips: the order with its lines, then the move.
+ * module. One statement when this process placed the order lately (the move,
+ * guarded by the status it knows); else, or when the guard finds the order
+ * moved, two: the order with its lines, then the move.
  */
 export async function confirmPayment(
   deps: CommandDeps,
@@ -175,6 +198,11 @@ export async function confirmPayment(
   payment: PaymentCallback,
   actor?: string,
 ): Promise<CommandResult> {
+  const recent = deps.recentOrders.get(orderId);
+  if (recent && decidesToConfirm(recent.order, payment)) {
+    const moved = await confirm(deps, recent.order, recent.lines, payment, actor);
+    if (moved) return moved;
+  }
   return untilSettled(async () => {
     const [read] = await query<Record<string, unknown> & { lines: ConfirmedLine[] }>(
       deps.db,
@@ -184,28 +212,50 @@ export async function confirmPayment(
     if (!read) return refuse("NOT_FOUND", "no such order");
     const order = orderRow.read(read);
     if (decideConfirmation(order, payment) === "replay") return { order, eventId: order.confirmedEventId! };
-    const confirmedEventId = randomUUID();
-    const moved = await transitionOrderAtOnce(deps.db, order, "confirmed", {
-      eventId: confirmedEventId,
-      actor,
-      set: { paymentReference: payment.paymentReference, confirmedEventId },
-      events: [
-        {
-          type: "OrderConfirmed",
-          orderId,
-          // Everything a module needs to start its work, so that none of them has to ask Sales.
-          payload: {
-            paymentReference: payment.paymentReference,
-            amount: payment.amount,
-            currency: payment.currency,
-            lines: read.lines,
-            involvedModules: order.involvedModules,
-          },
-        },
-      ],
-    });
-    return moved && { order: moved.order, eventId: confirmedEventId };
+    return confirm(deps, order, read.lines, payment, actor);
   });
+}
+
+/** Whether the decider would move this order: a replay or a refusal is answered from a fresh read only. */
+function decidesToConfirm(order: OrderRow, payment: PaymentCallback): boolean {
+  try {
+    return decideConfirmation(order, payment) === "confirm";
+  } catch {
+    return false;
+  }
+}
+
+/** The confirmation's one statement; undefined when the order is no longer in the status read. */
+async function confirm(
+  deps: CommandDeps,
+  order: OrderRow,
+  lines: ConfirmedLine[],
+  payment: PaymentCallback,
+  actor: string | undefined,
+): Promise<CommandResult | undefined> {
+  const orderId = order.id;
+  const confirmedEventId = randomUUID();
+  deps.recentOrders.forget(orderId);
+  const moved = await transitionOrderAtOnce(deps.db, order, "confirmed", {
+    eventId: confirmedEventId,
+    actor,
+    set: { paymentReference: payment.paymentReference, confirmedEventId },
+    events: [
+      {
+        type: "OrderConfirmed",
+        orderId,
+        // Everything a module needs to start its work, so that none of them has to ask Sales.
+        payload: {
+          paymentReference: payment.paymentReference,
+          amount: payment.amount,
+          currency: payment.currency,
+          lines,
+          involvedModules: order.involvedModules,
+        },
+      },
+    ],
+  });
+  return moved && { order: moved.order, eventId: confirmedEventId };
 }
 
 /**
@@ -219,6 +269,8 @@ export async function cancelOrder(
   canSee: (order: OrderRow) => boolean = () => true,
   actor?: string,
 ): Promise<CommandResult> {
+  // A payment callback after this cancel should not try the move from PENDING first.
+  deps.recentOrders.forget(orderId);
   return untilSettled(async () => {
     const [order] = await orderRow.all(
       deps.db,
