@@ -52,6 +52,13 @@ export interface SenderOptions {
    * (same Message-ID). Far longer than a database blip. Default 60 s.
    */
   markRetryMs?: number;
+  /**
+   * How long an email accepted by the server may wait to be marked sent
+   * together with the other emails in flight, so that a claim's emails cost
+   * one commit, not one each. It widens the window in which a crash sends an
+   * email twice (same Message-ID) by as much. Default 20 ms.
+   */
+  markWithinMs?: number;
 }
 
 export interface Sender {
@@ -132,6 +139,7 @@ export function createSender(options: SenderOptions): Sender {
   const pollMs = options.pollMs ?? 1_000;
   const concurrency = options.concurrency ?? 8;
   const markRetryMs = options.markRetryMs ?? 60_000;
+  const markWithinMs = options.markWithinMs ?? 20;
   const me = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const shared = sharedByDatabase.get(db) ?? { held: new Set<string>(), claiming: Promise.resolve() };
   sharedByDatabase.set(db, shared);
@@ -367,13 +375,28 @@ export function createSender(options: SenderOptions): Sender {
 
   function markSoon(): void {
     marking ??= (async () => {
-      // Emails accepted in the same turn of the event loop are marked together.
+      // Emails accepted in the same turn of the event loop are marked together, and with the others
+      // in flight that finish within markWithinMs (those of one claim finish close together).
       await new Promise((resolve) => setImmediate(resolve));
+      const until = Date.now() + markWithinMs;
+      while (!stopping && sending.size > 0 && Date.now() < until) await anySent(until);
       while (toMark.length > 0) await markSent(toMark.splice(0));
     })().finally(() => {
       marking = undefined;
       if (toMark.length > 0) markSoon();
     });
+  }
+
+  /** Until an email in flight is done (sent or failed), or `until`. */
+  async function anySent(until: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      ...sending,
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, Math.max(0, until - Date.now()));
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /**
