@@ -1,3 +1,6 @@
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import nodemailer from "nodemailer";
 import { afterAll, describe, expect, it } from "vitest";
 import { renderInvoicePdf } from "../../src/modules/notifier/invoice-pdf.ts";
@@ -66,5 +69,28 @@ describe("Mail rendering in a worker thread", () => {
     expect((await threads.rawMessage(message(Buffer.from("%PDF-")))).envelope.to).toEqual([
       "ada@example.com",
     ]);
+  });
+
+  it("writes the message as a .eml file, making the folder, leaving no temp file; in line the same", async () => {
+    const root = await mkdtemp(join(tmpdir(), "eml-"));
+    try {
+      const pdf = await inlineRendering.invoicePdf(invoice);
+      const sent = (
+        await nodemailer
+          .createTransport({ streamTransport: true, buffer: true, newline: "windows" })
+          .sendMail(message(pdf))
+      ).message as Buffer;
+      // The folder does not exist yet: the first email makes it.
+      await threads.emlFile(join(root, "mail", "thread.eml"), message(pdf));
+      await inlineRendering.emlFile(join(root, "inline", "inline.eml"), message(pdf));
+      expect(sameBoundaries(await readFile(join(root, "mail", "thread.eml")))).toBe(sameBoundaries(sent));
+      expect(sameBoundaries(await readFile(join(root, "inline", "inline.eml")))).toBe(sameBoundaries(sent));
+      // Written again (a re-send), the file is replaced whole.
+      await threads.emlFile(join(root, "mail", "thread.eml"), { ...message(pdf), attachments: [] });
+      expect((await readFile(join(root, "mail", "thread.eml"))).length).toBeLessThan(sent.length);
+      expect(await readdir(join(root, "mail"))).toEqual(["thread.eml"]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

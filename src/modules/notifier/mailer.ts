@@ -3,8 +3,6 @@
  * email under DATA_DIR/mail (the raw RFC 822 message, as an SMTP server would
  * have received it).
  */
-import { randomUUID } from "node:crypto";
-import { mkdir, open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import nodemailer from "nodemailer";
 import { inlineRendering, type Rendering } from "./rendering.ts";
@@ -96,42 +94,11 @@ function smtpMailer(url: string, rendering: Rendering): Mailer {
 }
 
 function emlMailer(dir: string, rendering: Rendering): Mailer {
-  // Made once, not before every email; made again if someone removed it meanwhile.
-  let made: Promise<unknown> | undefined;
   return {
     kind: "eml",
-    async send(email) {
-      const { raw } = await rendering.rawMessage(message(email));
-      const path = join(dir, emlFileName(email.orderId, email.kind));
-      made ??= mkdir(dir, { recursive: true });
-      await made;
-      await writeAtomically(path, raw).catch(async (error: NodeJS.ErrnoException) => {
-        if (error.code !== "ENOENT") throw error;
-        made = mkdir(dir, { recursive: true });
-        await made;
-        await writeAtomically(path, raw);
-      });
-    },
+    send: (email) => rendering.emlFile(join(dir, emlFileName(email.orderId, email.kind)), message(email)),
     close() {
       return rendering.close();
     },
   };
-}
-
-/** Temp file, flushed, then renamed over the name: a reader (or a restart) never sees half a message. */
-async function writeAtomically(path: string, content: Uint8Array): Promise<void> {
-  const temp = `${path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
-  try {
-    const file = await open(temp, "w");
-    try {
-      await file.writeFile(content);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
 }

@@ -1,9 +1,11 @@
 /**
  * The CPU-bound steps of a mail, run off the event loop by rendering.ts (in
- * a worker thread, or in line): an invoice's PDF, and an email's raw RFC 822
- * bytes. Plain data in, bytes out; no I/O.
+ * a worker thread, or in line): an invoice's PDF, an email's raw RFC 822
+ * bytes, and (in a thread) the email written as a .eml file. Plain data in,
+ * bytes out; the only I/O is that file.
  */
 import MailComposer from "nodemailer/lib/mail-composer";
+import { writeEmlFileSync } from "./eml-file.ts";
 import { type InvoiceDocument, renderInvoicePdf } from "./invoice-pdf.ts";
 
 /** An email as nodemailer's composer takes it. */
@@ -39,4 +41,9 @@ export async function rawMessage(fields: MessageFields): Promise<RawMessage> {
  */
 function crlf(message: Buffer): Buffer {
   return Buffer.from(message.toString("latin1").replace(/\r?\n/g, "\r\n"), "latin1");
+}
+
+/** The email's raw message written to `path` (eml-file.ts), in one task: the thread's only I/O. */
+export async function emlFile({ path, fields }: { path: string; fields: MessageFields }): Promise<void> {
+  writeEmlFileSync(path, (await rawMessage(fields)).raw);
 }
