@@ -284,6 +284,28 @@ describe.each(implementations)("the bus contract: $name", { timeout: 30_000 }, (
     expect(ids(batches.at(-1)!)).toEqual([lone.id]);
   });
 
+  it("lets a gathering consumer's first delivery wait gatherMs, so events published apart come in one batch", async () => {
+    const bus = await start();
+    const batches: Delivery[][] = [];
+    const consumption = await bus.consume({
+      name: "gathering",
+      gatherMs: 400,
+      handleBatch: async (deliveries) => {
+        batches.push(deliveries);
+        return deliveries.map(() => done);
+      },
+    });
+    const [first, second] = [event(), event()];
+    await bus.publish([first!]);
+    // Well inside the gathering window, and far longer than a delivery takes without it.
+    await sleep(100);
+    await bus.publish([second!]);
+    await eventually(() => batches.flat().length >= 2, { what: "both events" });
+    await consumption.stop();
+
+    expect(batches.map(ids)).toEqual([[first!.id, second!.id]]);
+  });
+
   it("delivers again, with the next attempt, only the deliveries of a batch answered retry, or all of a batch that threw", async () => {
     const bus = await start();
     const [calm, retried, other] = [event(), event(), event()];

@@ -41,7 +41,22 @@ function hasNul(root: unknown): boolean {
   return false;
 }
 
+/**
+ * Per document: yoga's parser cache hands the same DocumentNode to every
+ * request with the same text, so a hot query is walked once, not per request.
+ */
+const nulInDocument = new WeakMap<DocumentNode, boolean>();
+
 function documentHasNul(document: DocumentNode): boolean {
+  let found = nulInDocument.get(document);
+  if (found === undefined) {
+    found = walkForNul(document);
+    nulInDocument.set(document, found);
+  }
+  return found;
+}
+
+function walkForNul(document: DocumentNode): boolean {
   let found = false;
   visit(document, {
     [Kind.STRING]: (node) => {

@@ -118,9 +118,19 @@ export class InProcessBus implements Bus {
         timers.delete(timer);
         if (stopped) return;
         due.push({ ...delivery, attempt: delivery.attempt + 1 });
-        pump();
+        wake();
       }, delayMs);
       timers.add(timer);
+    };
+    let gathering: NodeJS.Timeout | undefined;
+    /** An idle consumer that gathers lets its first delivery wait gatherMs for others (see BatchConsumerSpec). */
+    const wake = (): void => {
+      if (stopped || running || gathering) return;
+      if (!spec.gatherMs) return pump();
+      gathering = setTimeout(() => {
+        gathering = undefined;
+        pump();
+      }, spec.gatherMs);
     };
     const pump = (): void => {
       if (stopped || running) return;
@@ -144,17 +154,18 @@ export class InProcessBus implements Bus {
           pump();
         });
     };
-    this.wakers.add(pump);
+    this.wakers.add(wake);
     this.backlogs.set(spec.name, () => ({
       waiting: this.stream.length - cursor + due.length,
       inFlight: handling + timers.size,
     }));
-    pump();
+    wake();
     return {
       stop: async () => {
         stopped = true;
-        this.wakers.delete(pump);
+        this.wakers.delete(wake);
         this.backlogs.delete(spec.name);
+        clearTimeout(gathering);
         for (const timer of timers) clearTimeout(timer);
         await running;
       },

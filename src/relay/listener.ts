@@ -66,6 +66,8 @@ interface ListenerBase {
    * dead-letters it.
    */
   skips?(event: BusEvent): boolean;
+  /** See BatchConsumerSpec.gatherMs. Default 0. */
+  gatherMs?: number;
 }
 
 export interface RetryPolicy {
@@ -256,6 +258,7 @@ export function runListener(deps: ListenerDeps, listener: Listener): Promise<Con
     name: listener.name,
     types: listener.types,
     batchSize: deps.batchSize ?? defaultBatchSize,
+    gatherMs: listener.gatherMs,
     handleBatch: (deliveries) => deliverBatch(deps, listener, deliveries),
   });
 }

@@ -79,8 +79,10 @@ async function consumeEach(parts: BusParts, spec: SingleConsumerSpec): Promise<C
 
 /**
  * Batches of what the client holds: a message that arrives while a batch is
- * handled waits for the next one, so a batch is never held back to fill up.
- * One batch at a time keeps the stream's order inside this process.
+ * handled waits for the next one, so a batch is never held back to fill up
+ * (unless the spec gathers: then the first message of an idle consumer waits
+ * gatherMs for others). One batch at a time keeps the stream's order inside
+ * this process.
  */
 async function consumeBatches(parts: BusParts, spec: BatchConsumerSpec): Promise<Consumption> {
   const { connection, topology, log } = parts;
@@ -99,8 +101,9 @@ async function consumeBatches(parts: BusParts, spec: BatchConsumerSpec): Promise
   );
 
   const drain = async (): Promise<void> => {
-    // Let the messages the client already holds join the first batch.
-    await new Promise((resolve) => setImmediate(resolve));
+    // Let the messages the client already holds (or that come within gatherMs) join the first batch.
+    const gatherMs = spec.gatherMs ?? 0;
+    await new Promise((resolve) => (gatherMs > 0 ? setTimeout(resolve, gatherMs) : setImmediate(resolve)));
     for (;;) {
       const batch = waiting.splice(0, size);
       if (batch.length === 0) {
