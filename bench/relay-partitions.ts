@@ -30,6 +30,7 @@ import type { BusEvent } from "../src/relay/bus.ts";
 import { JetStreamBus } from "../src/relay/jetstream-bus.ts";
 import { Relay } from "../src/relay/relay.ts";
 import { createTestDatabase, natsUrl, testPrefix } from "../test/support/database.ts";
+import { statsFlushMs } from "./service.ts";
 
 const events = Number(process.env.BENCH_DRAIN_EVENTS ?? 20_000);
 const relayCount = Number(process.env.BENCH_RELAYS ?? 1);
@@ -120,13 +121,16 @@ async function drain(url: string, dbName: string, prefix: string, partitions: nu
       } as ConstructorParameters<typeof Relay>[3]),
     );
   }
+  // The backlog's insert and the relays' start-up reported (see statsFlushMs).
+  await new Promise((r) => setTimeout(r, statsFlushMs));
   await sql.query("select pg_stat_clear_snapshot()");
   const commits0 = await stats(sql, dbName);
   const t0 = performance.now();
   await Promise.all(relays.map((r) => r.start()));
   await drained;
   const took = performance.now() - t0;
-  await new Promise((r) => setTimeout(r, 600)); // stats are flushed at most every 500 ms
+  await new Promise((r) => setTimeout(r, statsFlushMs));
+  await sql.query("select pg_stat_clear_snapshot()");
   const commits = (await stats(sql, dbName)) - commits0;
   for (const relay of relays) await relay.stop();
   for (const bus of buses) await bus.close();

@@ -8,7 +8,7 @@
 import { tokens } from "../test/support/service.ts";
 import { pgCommitRate } from "./limits.ts";
 import { closedLoop, Seen, watchAll } from "./load.ts";
-import { commits, spawnService } from "./service.ts";
+import { commits, spawnService, statsFlushMs } from "./service.ts";
 import {
   benchEnv,
   cpuMeter,
@@ -40,7 +40,7 @@ export async function run(): Promise<Section> {
   await sleep(300);
   // Warm-up: JIT, pools, consumers.
   await closedLoop(orders, seen, { clients: 4, durationMs: 2_000 });
-  await sleep(1_500); // pg_stat_database: backends report their counts at most once a second
+  await sleep(statsFlushMs); // pg_stat_database: until every backend has reported the warm-up's commits
   step("warmed up");
 
   const commits0 = await commits(env);
@@ -49,7 +49,7 @@ export async function run(): Promise<Section> {
   const result = await closedLoop(orders, seen, { clients, durationMs });
   const cpuUse = cpu.stop();
   const sql1 = await app.sql();
-  await sleep(1_500);
+  await sleep(statsFlushMs);
   const commits1 = await commits(env);
   const rss = app.rss();
   step(`${result.completed} orders completed in ${durationMs / 1000} s`);
@@ -108,7 +108,7 @@ export async function run(): Promise<Section> {
       `Service: \`node --import tsx src/main.ts\`, ROLES=${app.roles}, its own process; the clients and the subscriber run in the bench process.`,
       "Per-order figures: the counts from the start of the window until every order started in it has completed, divided by those orders.",
       `PostgreSQL's commit rate: 16 connections looping BEGIN; INSERT; COMMIT for 3 s on the same server. An order at the target's 3 commits could go no faster than a third of it.`,
-      "Commits are pg_stat_database.xact_commit deltas: every client of the bench database counts (the service; the bench sends none during the window); backends report at most once a second, so the bench waits 1.5 s before each reading.",
+      "Commits are pg_stat_database.xact_commit deltas: every client of the bench database counts (the service; the bench sends none during the window); a backend reports them once idle a second after its last report, or after 10 s idle, so the bench waits 11 s before each reading.",
     ],
   };
 }
