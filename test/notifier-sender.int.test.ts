@@ -186,6 +186,35 @@ describe("the notifier's sender", () => {
       }
     });
 
+  it("claims the rows of wake-ups close together at once, and marks the emails accepted within markWithinMs in one statement", async () => {
+    const { sent, mailer } = recordingMailer();
+    statements.length = 0;
+    await startSender({ mailer, claimEveryMs: 400, markWithinMs: 1_500 });
+    await eventually(() => statements.some((s) => kindOf(s) === "claim"), { what: "the first look" });
+    const orders = [await order(), await order(), await order()];
+    // Past the first look's pace, so the first row is claimed at once.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    statements.length = 0;
+    // Three commits, three wake-ups, 60 ms apart: the first is claimed at once, the others wait for the pace.
+    for (const orderId of orders) {
+      await notify([{ orderId, kind: "confirmed" }]);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+    }
+    await eventually(async () => (await rowsOf(orders)).every((r) => r.status === "sent"), {
+      what: "the three emails marked sent",
+    });
+    await stopSenders();
+
+    expect(sent.map((e) => e.orderId).sort()).toEqual([...orders].sort());
+    const kinds = statements.map(kindOf);
+    const beforeMark = kinds.slice(0, kinds.indexOf("mark"));
+    // Fewer claims than wake-ups (one a wake-up would make three), and one mark for the three emails,
+    // accepted some 400 ms apart.
+    expect(beforeMark.every((k) => k === "claim")).toBe(true);
+    expect(beforeMark.length).toBeLessThanOrEqual(2);
+    expect(kinds.filter((k) => k === "mark")).toHaveLength(1);
+  });
+
   it("treats a mixed batch as one email at a time would: order, cancel, a missing order, back-off", async () => {
     const [both, cancelled, confirmedEarlier, notYet] = [
       await order(),

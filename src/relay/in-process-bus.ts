@@ -126,7 +126,10 @@ export class InProcessBus implements Bus {
     /** An idle consumer that gathers lets its first delivery wait gatherMs for others (see BatchConsumerSpec). */
     const wake = (): void => {
       if (stopped || running || gathering) return;
-      if (!spec.gatherMs) return pump();
+      if (!spec.gatherMs) {
+        pump();
+        return;
+      }
       gathering = setTimeout(() => {
         gathering = undefined;
         pump();

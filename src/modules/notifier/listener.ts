@@ -50,7 +50,7 @@ export function heardFact(event: DomainEvent): { kind: NotificationKind; fact: s
 export function notifierListener(options: {
   mailFrom: string;
   name?: string;
-  /** See BatchConsumerSpec.gatherMs. Default 50 ms. */
+  /** See BatchConsumerSpec.gatherMs. Default 100 ms. */
   gatherMs?: number;
 }): BatchListener {
   return {
@@ -58,7 +58,7 @@ export function notifierListener(options: {
     types: [orderStateChanged, invoiceIssued],
     // Off the orders' critical path: no order waits for its email. An order's confirmation and completion
     // facts, some tens of ms apart, more often turn pending in one commit and go in one claim.
-    gatherMs: options.gatherMs ?? 50,
+    gatherMs: options.gatherMs ?? 100,
     // PENDING and FULFILLING are announced by no email.
     skips: (delivery) => {
       try {

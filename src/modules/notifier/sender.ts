@@ -44,8 +44,15 @@ export interface SenderOptions {
   maxRetryMs?: number;
   /** Longest idle wait between looks for due rows (NOTIFY wakes the sender at once). Default 1 s. */
   pollMs?: number;
-  /** Emails sent at once; a claim round takes up to as many due rows as are free. Default 8. */
+  /** Emails sent at once; a claim round takes up to as many due rows as are free. Default 16. */
   concurrency?: number;
+  /**
+   * While the sender keeps up (its last claim took every due row), it claims
+   * at most once in this time, so that the rows coming due meanwhile go in one
+   * claim (one commit), not one claim per wake-up. With a backlog it claims as
+   * slots free. Default 100 ms.
+   */
+  claimEveryMs?: number;
   /**
    * How long marking sent emails is retried while the database does not
    * answer, holding their claims; past it they are let go and sent again
@@ -53,10 +60,10 @@ export interface SenderOptions {
    */
   markRetryMs?: number;
   /**
-   * How long an email accepted by the server may wait to be marked sent
-   * together with the other emails in flight, so that a claim's emails cost
-   * one commit, not one each. It widens the window in which a crash sends an
-   * email twice (same Message-ID) by as much. Default 20 ms.
+   * How long an email accepted by the server waits to be marked sent
+   * together with the others accepted meanwhile, so that the emails of that
+   * time cost one commit, not one each. It widens the window in which a crash
+   * sends an email twice (same Message-ID) by as much. Default 100 ms.
    */
   markWithinMs?: number;
 }
@@ -137,9 +144,10 @@ export function createSender(options: SenderOptions): Sender {
   const retryMs = options.retryMs ?? 1_000;
   const maxRetryMs = options.maxRetryMs ?? 600_000;
   const pollMs = options.pollMs ?? 1_000;
-  const concurrency = options.concurrency ?? 8;
+  const concurrency = options.concurrency ?? 32;
+  const claimEveryMs = options.claimEveryMs ?? 200;
   const markRetryMs = options.markRetryMs ?? 60_000;
-  const markWithinMs = options.markWithinMs ?? 20;
+  const markWithinMs = options.markWithinMs ?? 100;
   const me = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const shared = sharedByDatabase.get(db) ?? { held: new Set<string>(), claiming: Promise.resolve() };
   sharedByDatabase.set(db, shared);
@@ -153,10 +161,17 @@ export function createSender(options: SenderOptions): Sender {
   /** A session whose claim statement failed, so it may hold locks of rows it never heard of. */
   let strayLocksOn: Session | undefined;
   const sending = new Set<Promise<void>>();
-  const toMark: Claim[] = [];
+  /** Emails the server accepted, waiting to be marked sent, with when it accepted each. */
+  const toMark: (Claim & { acceptedAt: number })[] = [];
   /** The loop waits for free slots (due rows may be left), not for rows to come due. */
   let waitingForSlots = false;
   let marking: Promise<void> | undefined;
+
+  /** Called when the sender stops: waits that need not run out. */
+  const onStop = new Set<() => void>();
+  /** When the last claim was sent, and whether it took every due row (the sender keeps up). */
+  let lastClaimAt = Number.NEGATIVE_INFINITY;
+  let keepingUp = true;
 
   /** Bumped by every wake-up, so one that comes while the loop is busy is not lost. */
   let wakes = 0;
@@ -369,34 +384,37 @@ export function createSender(options: SenderOptions): Sender {
       wake();
       return;
     }
-    toMark.push({ row, order, session: on });
+    toMark.push({ row, order, session: on, acceptedAt: Date.now() });
     markSoon();
   }
 
   function markSoon(): void {
     marking ??= (async () => {
-      // Emails accepted in the same turn of the event loop are marked together, and with the others
-      // in flight that finish within markWithinMs (those of one claim finish close together).
-      await new Promise((resolve) => setImmediate(resolve));
-      const until = Date.now() + markWithinMs;
-      while (!stopping && sending.size > 0 && Date.now() < until) await anySent(until);
-      while (toMark.length > 0) await markSent(toMark.splice(0));
+      // The oldest waits markWithinMs (less, if the sender stops) for the emails accepted after it, those
+      // accepted while the last mark ran included: one mark per markWithinMs at most.
+      const until = (toMark[0]?.acceptedAt ?? Date.now()) + markWithinMs;
+      while (!stopping && Date.now() < until) await anySent(until);
+      await markSent(toMark.splice(0));
     })().finally(() => {
       marking = undefined;
       if (toMark.length > 0) markSoon();
     });
   }
 
-  /** Until an email in flight is done (sent or failed), or `until`. */
+  /** Until an email in flight is done (sent or failed), the sender stops, or `until`. */
   async function anySent(until: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
+    let stopped: (() => void) | undefined;
     await Promise.race([
       ...sending,
-      new Promise((resolve) => {
+      new Promise<void>((resolve) => {
         timer = setTimeout(resolve, Math.max(0, until - Date.now()));
+        stopped = resolve;
+        onStop.add(resolve);
       }),
     ]);
     clearTimeout(timer);
+    if (stopped) onStop.delete(stopped);
   }
 
   /**
@@ -458,6 +476,18 @@ export function createSender(options: SenderOptions): Sender {
     sending.add(task);
   }
 
+  /** `ms`, or until the sender stops; wake-ups do not end it. */
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      onStop.add(done);
+      function done() {
+        clearTimeout(timer);
+        onStop.delete(done);
+        resolve();
+      }
+    });
+
   /** How long to wait for the next row not due yet, at most pollMs. */
   const untilDue = (ms: number | null) =>
     // A few milliseconds at least: a row due right now is not ours to spin on.
@@ -465,8 +495,8 @@ export function createSender(options: SenderOptions): Sender {
 
   async function run(): Promise<void> {
     while (!stopping) {
-      const seen = wakes;
-      const free = concurrency - sending.size;
+      let seen = wakes;
+      let free = concurrency - sending.size;
       // A claim costs one round trip for one row as for many: claiming for each slot as
       // it frees would make the claims the bottleneck, so wait for half the slots.
       waitingForSlots = free <= 0 || (sending.size > 0 && free < Math.ceil(concurrency / 2));
@@ -474,11 +504,22 @@ export function createSender(options: SenderOptions): Sender {
         await sleep(pollMs, seen);
         continue;
       }
+      // Keeping up: the rows that come due until claimEveryMs after the last claim go in the next one.
+      const pace = lastClaimAt + claimEveryMs - Date.now();
+      if (keepingUp && pace > 0) {
+        await pause(pace);
+        if (stopping) break;
+        // The claim sees every row whose wake-up came before it; and sends may have ended meanwhile.
+        seen = wakes;
+        free = concurrency - sending.size;
+      }
       try {
+        lastClaimAt = Date.now();
         const { claims, more, contended, nextDueMs } = await claimInTurn(free);
         for (const claimed of claims) send(claimed);
         // Due rows may be left: claim again, or wait for the slots to take them.
         waitingForSlots = claims.length === free || more;
+        keepingUp = !waitingForSlots;
         if (waitingForSlots) continue;
         // Rows held by another sender: look again after a poll (its end wakes us when it sends a confirmation).
         // A row that turns pending, or a confirmation sent, wakes us (the table's trigger); else the next retry.
@@ -500,6 +541,7 @@ export function createSender(options: SenderOptions): Sender {
     async stop() {
       stopping = true;
       wake();
+      for (const resolve of [...onStop]) resolve();
       await loop;
       while (sending.size > 0) await Promise.all([...sending]);
       while (marking) await marking;
