@@ -129,9 +129,9 @@ describe("the orders listener, a batch at a time", () => {
     console.info(
       `orders listener: ${small.events.length} events ${smallStatements} statements, ${large.events.length} events ${largeStatements}`,
     );
-    // Lock the orders, read their module rows, one UPDATE of the orders, one outbox insert.
-    expect(smallStatements).toBe(4);
-    expect(largeStatements).toBe(4);
+    // Lock the orders, read their module rows, one UPDATE of the orders with the outbox insert.
+    expect(smallStatements).toBe(3);
+    expect(largeStatements).toBe(3);
     const [settled] = await outcome(large.orderIds);
     expect(settled).toEqual({
       status: "completed",

@@ -152,14 +152,14 @@ export async function cancelTransition(
 }
 
 /**
- * Applies the moves of several orders the caller has locked, in two
- * statements whatever their number: one UPDATE that leaves each order in its
- * last move's state, and one outbox insert with every move's events in the
+ * Applies the moves of several orders the caller has locked, in one
+ * statement whatever their number: an UPDATE that leaves each order in its
+ * last move's state, and the outbox insert of every move's events in the
  * moves' order (so each order's changes keep theirs). Each order's UPDATE is
  * guarded by the state its first move started from; an order found in
- * another state fails the whole call, so the caller's transaction rolls back
- * rather than overwrite a change it did not decide on. Returns the orders as
- * moved.
+ * another state inserts no event and fails the whole call, so the caller's
+ * transaction rolls back rather than overwrite a change it did not decide
+ * on. Returns the orders as moved.
  */
 export async function applyOrderMoves(
   tx: Tx,
@@ -202,9 +202,11 @@ export async function applyOrderMoves(
       cancelled_event: r.cancelledEventId ?? null,
     })),
   );
+  // The events only if every order moved (the call fails otherwise, but its caller may not roll back).
+  const { insert } = outboxInsert(events, sql`(select count(*) from moved) = ${rows.size}`);
   const moved = await orderRow.all(
     tx,
-    sql`update ${salesOrders} set
+    sql`with moved as (update ${salesOrders} set
         "status" = m.to_status,
         "updated_at" = ${new Date().toISOString()}::timestamptz,
         "cancellation_reason" = coalesce(m.reason, ${salesOrders.cancellationReason}),
@@ -212,14 +214,15 @@ export async function applyOrderMoves(
       from jsonb_to_recordset(${json}::jsonb)
         as m(order_id uuid, from_status text, to_status text, reason text, cancelled_event uuid)
       where ${salesOrders.id} = m.order_id and ${salesOrders.status} = m.from_status
-      returning ${orderRow.columns}`,
+      returning ${orderRow.columns}),
+      events as (${insert})
+      select ${orderRow.columns} from moved`,
   );
   if (moved.length !== rows.size) {
     const found = new Set(moved.map((o) => o.id));
     const lost = [...rows.keys()].filter((id) => !found.has(id));
     throw new Error(`orders ${lost.join(", ")} were no longer in the state their moves started from`);
   }
-  await enqueue(tx, events);
   return moved;
 }
 
