@@ -25,10 +25,26 @@ export function maskError(logger: Logger) {
         extensions: { code: "BAD_USER_INPUT", http: { spec: true, status: 400 } },
       });
     }
-    logger.error({ err: original instanceof Error ? original.stack : String(original) }, "unexpected error");
+    logger.error(
+      {
+        err: original instanceof Error ? original.stack : String(original),
+        // The query builder wraps the database's own message (a timeout, a lost connection): the one to act on.
+        ...(original instanceof Error && original.cause !== undefined
+          ? { cause: causes(original.cause) }
+          : {}),
+      },
+      "unexpected error",
+    );
     return new GraphQLError(message, {
       ...(error instanceof GraphQLError ? { path: error.path } : {}),
       extensions: { code: "INTERNAL_SERVER_ERROR" },
     });
   };
+}
+
+/** An error's message and its causes', outermost first. */
+function causes(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const text = `${error.name}: ${error.message}`;
+  return error.cause === undefined ? text : `${text}; cause: ${causes(error.cause)}`;
 }
