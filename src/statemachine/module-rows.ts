@@ -5,34 +5,13 @@
  * statement per kind of write whatever the batch's size: the numbers, the
  * created rows, the moved rows, the notes, the rows' events in the outbox.
  */
-import { eq, sql } from "drizzle-orm";
-import { type Executor, query, type Tx } from "../db/database.ts";
+import { sql } from "drizzle-orm";
+import { query, type Tx } from "../db/database.ts";
 import { rowsValues, type WholeRow, wholeRow } from "../db/rows.ts";
 import { enqueue, type NewEvent } from "../relay/outbox.ts";
 import type { ModuleDefinition } from "./module.ts";
 import type { KnownOrder, ModulePlan, PlannedCreate, PlannedEvent, PlannedMove } from "./module-plan.ts";
 import { moduleNotes } from "./tables.ts";
-
-export interface ModuleRow<S extends string = string> {
-  state: S;
-  version: number;
-  updatedAt: Date;
-}
-
-export async function readModuleRow<S extends string>(
-  db: Executor,
-  module: ModuleDefinition<S>,
-  orderId: string,
-  options: { lock?: boolean } = {},
-): Promise<ModuleRow<S> | undefined> {
-  const t = module.table;
-  const query = db
-    .select({ state: t.state, version: t.version, updatedAt: t.updatedAt })
-    .from(t)
-    .where(eq(t.orderId, orderId));
-  const [row] = options.lock ? await query.for("update") : await query;
-  return row as ModuleRow<S> | undefined;
-}
 
 /**
  * The module's rows of these orders (locked until the transaction ends, in
