@@ -24,3 +24,10 @@ export class RefusedError extends Error {
 export const refuse = (code: ErrorCode, message: string): never => {
   throw new RefusedError(code, message);
 };
+
+/** The error and its causes: the query builder wraps the database's own message, the one an operator needs. */
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const text = `${error.name}: ${error.message}`;
+  return error.cause === undefined ? text : `${text}; cause: ${describeError(error.cause)}`;
+}

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { type Db, query, type Tx } from "../db/database.ts";
+import { describeError } from "../errors.ts";
 import { faultPoint } from "../faults.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -130,7 +131,7 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
     deps.onHandled?.(listener.name, event, applied ? "applied" : "duplicate");
     return { kind: "done" };
   } catch (error) {
-    const message = describe(error);
+    const message = describeError(error);
     const log = {
       listener: listener.name,
       eventId: event.id,
@@ -188,13 +189,6 @@ async function handleFresh(tx: Tx, listener: Listener, events: BusEvent[]): Prom
   for (const event of events) await listener.handle(tx, event);
 }
 
-/** The error and its causes: the query builder wraps the database's own message, the one an operator needs. */
-function describe(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const text = `${error.name}: ${error.message}`;
-  return error.cause === undefined ? text : `${text}; cause: ${describe(error.cause)}`;
-}
-
 /**
  * Handles a batch of deliveries in one transaction: one inbox insert for them
  * all (the ones the inbox knows are duplicates and skipped), then each fresh
@@ -231,7 +225,7 @@ export async function deliverBatch(
     });
   } catch (error) {
     deps.logger.debug(
-      { listener: listener.name, events: batch.length, err: describe(error) },
+      { listener: listener.name, events: batch.length, err: describeError(error) },
       "listener batch failed, handling its events one by one",
     );
     for (const index of mine) outcomes[index] = await deliver(deps, listener, deliveries[index]!);

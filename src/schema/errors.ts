@@ -1,5 +1,5 @@
 import { GraphQLError } from "graphql";
-import { RefusedError } from "../errors.ts";
+import { describeError, RefusedError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
 /**
@@ -30,7 +30,7 @@ export function maskError(logger: Logger) {
         err: original instanceof Error ? original.stack : String(original),
         // The query builder wraps the database's own message (a timeout, a lost connection): the one to act on.
         ...(original instanceof Error && original.cause !== undefined
-          ? { cause: causes(original.cause) }
+          ? { cause: describeError(original.cause) }
           : {}),
       },
       "unexpected error",
@@ -40,11 +40,4 @@ export function maskError(logger: Logger) {
       extensions: { code: "INTERNAL_SERVER_ERROR" },
     });
   };
-}
-
-/** An error's message and its causes', outermost first. */
-function causes(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const text = `${error.name}: ${error.message}`;
-  return error.cause === undefined ? text : `${text}; cause: ${causes(error.cause)}`;
 }

@@ -44,13 +44,13 @@ export interface SenderOptions {
   maxRetryMs?: number;
   /** Longest idle wait between looks for due rows (NOTIFY wakes the sender at once). Default 1 s. */
   pollMs?: number;
-  /** Emails sent at once; a claim round takes up to as many due rows as are free. Default 16. */
+  /** Emails sent at once; a claim round takes up to as many due rows as are free. Default 32. */
   concurrency?: number;
   /**
    * While the sender keeps up (its last claim took every due row), it claims
    * at most once in this time, so that the rows coming due meanwhile go in one
    * claim (one commit), not one claim per wake-up. With a backlog it claims as
-   * slots free. Default 100 ms.
+   * slots free. Default 200 ms.
    */
   claimEveryMs?: number;
   /**
