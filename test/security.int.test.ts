@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
@@ -160,6 +160,25 @@ describe("the gateway's protections", () => {
       ws.subscribe(`{ __typename } # ${"x".repeat(1_100_000)}`);
       await eventually(() => ws.closed(), { what: "the close" });
       expect(ws.closed()!.code).toBe(1009);
+    });
+
+    it("refuses a chunked body (no Content-Length) once it passes 1 MB, with 413", async () => {
+      // The gateway's own count is the only guard on such a body: yoga's is turned off (http.ts).
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          url,
+          { method: "POST", headers: { "content-type": "application/json" } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on("error", reject);
+        req.write(`{"query":"{ __typename }","variables":{"pad":"`);
+        for (let i = 0; i < 11; i++) req.write("x".repeat(100_000));
+        req.end(`"}}`);
+      });
+      expect(status).toBe(413);
     });
   });
 

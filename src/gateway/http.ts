@@ -43,6 +43,10 @@ export function createGateway(deps: GatewayDeps): { server: Server; close(): Pro
     graphqlEndpoint: "/graphql",
     landingPage: false,
     logging: false,
+    // refuseLargeBody() below enforces the contract's limit on the socket; yoga's own (25 MB) would pipe
+    // every body through a TransformStream, an AbortController and a DOMException a request (~4% of a
+    // trivial request's CPU), and Node's parser already refuses a malformed Content-Length.
+    maxRequestBodySize: false,
     cors: options.corsOrigins === "*" ? { origin: "*" } : { origin: options.corsOrigins },
     // isDev off everywhere: yoga would otherwise attach the original error (and its stack) outside production.
     maskedErrors: { maskError: maskError(deps.logger), isDev: false },
