@@ -7,4 +7,4 @@ const fromSource = existsSync(source);
 if (fromSource) (await import("tsx/esm/api")).register();
 const thread = await import(fromSource ? source.href : new URL("./render-thread.js", import.meta.url).href);
 
-export const { invoicePdf, rawMessage, emlFile } = thread;
+export const { invoicePdf, rawMessage, emlFile, batch } = thread;

@@ -47,3 +47,26 @@ function crlf(message: Buffer): Buffer {
 export async function emlFile({ path, fields }: { path: string; fields: MessageFields }): Promise<void> {
   writeEmlFileSync(path, (await rawMessage(fields)).raw);
 }
+
+/** The tasks the thread knows by name (rendering.ts sends a name with each). */
+const tasks = { invoicePdf, rawMessage, emlFile } as Record<string, (input: never) => Promise<unknown>>;
+
+export type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * Several tasks in one hand-off (rendering.ts gathers the calls of one turn
+ * of the event loop): each runs on its own and fails on its own.
+ */
+export async function batch(list: { name: string; input: unknown }[]): Promise<Settled[]> {
+  const settled: Settled[] = [];
+  for (const { name, input } of list) {
+    try {
+      const task = tasks[name];
+      if (!task) throw new Error(`no render task "${name}"`);
+      settled.push({ ok: true, value: await task(input as never) });
+    } catch (error) {
+      settled.push({ ok: false, error });
+    }
+  }
+  return settled;
+}

@@ -9,7 +9,7 @@
 import { Piscina } from "piscina";
 import { writeEmlFile } from "./eml-file.ts";
 import type { InvoiceDocument } from "./invoice-pdf.ts";
-import type { MessageFields, RawMessage } from "./render-thread.ts";
+import type { MessageFields, RawMessage, Settled } from "./render-thread.ts";
 import * as inline from "./render-thread.ts";
 
 export type { MessageFields, RawMessage };
@@ -41,7 +41,7 @@ export function createRendering(threads: number, onError: (error: unknown) => vo
   if (threads <= 0) return inlineRendering;
   // Started at the first mail: a process that sends none holds no thread.
   let pool: Piscina | undefined;
-  const run = <T>(task: unknown, name: string): Promise<T> => {
+  const started = (): Piscina => {
     if (!pool) {
       // execArgv []: not the process's flags (a preload such as `--import ./x.ts` would run before the
       // entry has registered tsx); the entry loads what it needs itself.
@@ -49,8 +49,40 @@ export function createRendering(threads: number, onError: (error: unknown) => vo
       // Unheard, the pool's 'error' would end the process.
       pool.on("error", onError);
     }
-    return pool.run(task, { name });
+    return pool;
   };
+  // The calls made until the event loop next checks for I/O go to the threads together, in up to
+  // `threads` tasks: a sender's claimed batch asks for its PDFs at once, and each hand-off wakes a
+  // thread (its futex wake and message were 3-4% of the event loop's busy samples in the closed loop).
+  let gathered: Call[] = [];
+  const handOff = () => {
+    const calls = gathered;
+    gathered = [];
+    const chunks = Math.min(threads, calls.length);
+    for (let c = 0; c < chunks; c++) {
+      const chunk = calls.filter((_, i) => i % chunks === c);
+      const tasks = chunk.map(({ name, input }) => ({ name, input }));
+      started()
+        .run(tasks, { name: "batch" })
+        .then(
+          (settled: Settled[]) => {
+            for (const [i, call] of chunk.entries()) {
+              const result = settled[i]!;
+              if (result.ok) call.resolve(result.value);
+              else call.reject(result.error);
+            }
+          },
+          (error: unknown) => {
+            for (const call of chunk) call.reject(error);
+          },
+        );
+    }
+  };
+  const run = <T>(input: unknown, name: string): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      if (gathered.length === 0) setImmediate(handOff);
+      gathered.push({ name, input, resolve: resolve as (value: unknown) => void, reject });
+    });
   return {
     invoicePdf: async (invoice) => {
       const pdf = await run<Uint8Array>(invoice, "invoicePdf");
@@ -63,4 +95,11 @@ export function createRendering(threads: number, onError: (error: unknown) => vo
       pool = undefined;
     },
   };
+}
+
+interface Call {
+  name: string;
+  input: unknown;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
 }
