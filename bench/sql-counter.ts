@@ -23,8 +23,15 @@ if (textsFile && byText) {
 const query = pg.Client.prototype.query as (...args: unknown[]) => unknown;
 (pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
   const first = args[0];
-  const text = typeof first === "string" ? first : (first as { text?: unknown } | undefined)?.text;
+  let text = typeof first === "string" ? first : (first as { text?: unknown } | undefined)?.text;
+  // One query, counted once: a transaction's BEGIN sent with its first statement (src/db/deferred-begin.ts).
   statements++;
+  const merged = typeof text === "string" ? /^begin; execute (\w+)/.exec(text) : null;
+  if (merged) {
+    const parsed = (this as unknown as { connection: { parsedStatements: Record<string, string> } })
+      .connection;
+    text = `begin; ${parsed.parsedStatements[merged[1]!] ?? merged[1]}`;
+  }
   if (byText && typeof text === "string") byText.set(text, (byText.get(text) ?? 0) + 1);
   if (typeof text === "string" && /^\s*begin\b/i.test(text)) transactions++;
   return query.apply(this, args);

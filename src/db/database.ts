@@ -8,6 +8,7 @@ import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzleLite } from "drizzle-orm/pglite";
 import { migrate as migrateLite } from "drizzle-orm/pglite/migrator";
 import pg from "pg";
+import { DeferredBeginClient } from "./deferred-begin.ts";
 import * as schema from "./schema.ts";
 
 export type Schema = typeof schema;
@@ -105,7 +106,13 @@ export async function openDatabase(options: {
 }
 
 async function openPostgres(url: string, logger: DatabaseLogger, poolSize: number): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, ...connectionOptions });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    ...connectionOptions,
+    // A transaction's BEGIN goes out with its first statement (deferred-begin.ts).
+    Client: DeferredBeginClient,
+  });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on("error", () => {});
   // Nor one that is checked out (its transaction killed by a timeout, a restart): its query rejects,
