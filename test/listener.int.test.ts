@@ -77,6 +77,37 @@ describe("the listener runner", () => {
     expect(await effects("once", e.id)).toBe(1);
   });
 
+  it("takes a listener's lock keys before its inbox row and its handler, and holds them to the commit", async () => {
+    const e = event("Something");
+    const locked = {
+      ...counting("locking"),
+      lockKeys: (events: BusEvent[]) => events.map((x) => `k:${x.orderId}`),
+    };
+    const deps: ListenerDeps = { db: database.db, bus, logger };
+    // Another transaction holds the key: the delivery waits for it, inbox row and effect alike.
+    const holder = await database.session();
+    await holder.db.execute(sql`begin`);
+    await holder.db.execute(sql`select pg_advisory_xact_lock(hashtext(${`k:${e.orderId}`}))`);
+    let done = false;
+    const delivering = deliverBatch(deps, locked, [
+      { event: e, attempt: 1, sequence: 1 },
+      { event: event("Fine"), attempt: 1, sequence: 2 },
+    ]).then(() => {
+      done = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(done).toBe(false);
+    const inbox = await query<{ n: number }>(
+      database.db,
+      sql`select count(*)::int as n from ${processedEvents} where consumer = 'locking'`,
+    );
+    expect(inbox[0]!.n).toBe(0);
+    await holder.db.execute(sql`commit`);
+    await delivering;
+    expect(await effects("locking", e.id)).toBe(1);
+    await holder.close();
+  });
+
   it("over JetStream: an event whose ack was lost comes again and still has one effect", async () => {
     const listener = counting("lost-ack");
     const deps: ListenerDeps = { db: database.db, bus, logger };

@@ -69,6 +69,15 @@ interface ListenerBase {
   skips?(event: BusEvent): boolean;
   /** See BatchConsumerSpec.gatherMs. Default 0. */
   gatherMs?: number;
+  /**
+   * Keys of the advisory locks (transaction-scoped, by `hashtext`) that a
+   * transaction of these events must hold before it reads: taken in the
+   * inbox insert's statement, before its inbox rows and in one fixed order,
+   * so two transactions never wait on each other in a circle, and the
+   * listener's first read, a statement later, sees what the lock's last
+   * holder committed. Pure. Default: none.
+   */
+  lockKeys?(events: BusEvent[]): string[];
 }
 
 export interface RetryPolicy {
@@ -122,7 +131,7 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
   const seenBefore = attempt > 1 || event.replay !== undefined;
   try {
     const applied = await deps.db.transaction(async (tx) => {
-      const fresh = await recordInInbox(tx, listener.name, [event.id]);
+      const fresh = await recordInInbox(tx, listener.name, [event.id], listener.lockKeys?.([event]));
       if (fresh.length > 0) await handleFresh(tx, listener, [event]);
       if (seenBefore) await settle(tx, listener.name, event.id);
       faultPoint("listener:mid-batch");
@@ -170,16 +179,35 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
 
 /**
  * Records the events in the consumer's inbox; answers those it did not hold
- * yet. One array parameter, whatever the batch's size.
+ * yet. One array parameter, whatever the batch's size; with lock keys, the
+ * locks first, in the same statement (the insert waits on them).
  */
-async function recordInInbox(tx: Tx, consumer: string, eventIds: string[]): Promise<string[]> {
+async function recordInInbox(
+  tx: Tx,
+  consumer: string,
+  eventIds: string[],
+  lockKeys: string[] = [],
+): Promise<string[]> {
+  const ids = `{${eventIds.join(",")}}`;
   const rows = await query<{ event_id: string }>(
     tx,
-    sql`insert into ${processedEvents} (consumer, event_id)
-      select ${consumer}, unnest(${`{${eventIds.join(",")}}`}::uuid[])
-      on conflict do nothing returning event_id`,
+    lockKeys.length === 0
+      ? sql`insert into ${processedEvents} (consumer, event_id)
+          select ${consumer}, unnest(${ids}::uuid[])
+          on conflict do nothing returning event_id`
+      : sql`with locks as materialized (
+            select pg_advisory_xact_lock(h) from (
+              select distinct hashtext(k) as h from unnest(${arrayLiteral(lockKeys)}::text[]) as k order by 1) as keys)
+          insert into ${processedEvents} (consumer, event_id)
+          select ${consumer}, unnest(${ids}::uuid[]) where (select count(*) from locks) >= 0
+          on conflict do nothing returning event_id`,
   );
   return rows.map((row) => row.event_id);
+}
+
+/** A text[] literal of keys, each quoted: one parameter, whatever they hold. */
+function arrayLiteral(keys: string[]): string {
+  return `{${keys.map((k) => `"${k.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`).join(",")}}`;
 }
 
 /** The fresh events, in stream order: in one call when the listener takes batches, else one by one. */
@@ -213,7 +241,12 @@ export async function deliverBatch(
   let applied: Set<string>;
   try {
     applied = await deps.db.transaction(async (tx) => {
-      const fresh = await recordInInbox(tx, listener.name, [...new Set(batch.map((d) => d.event.id))]);
+      const fresh = await recordInInbox(
+        tx,
+        listener.name,
+        [...new Set(batch.map((d) => d.event.id))],
+        listener.lockKeys?.(batch.map((d) => d.event)),
+      );
       const pending = new Set(fresh);
       // A redelivery of an event the same batch holds twice is handled once.
       const events = batch.flatMap(({ event }) => (pending.delete(event.id) ? [event] : []));

@@ -1,4 +1,3 @@
-import { sql } from "drizzle-orm";
 import type { BatchListener } from "../relay/listener.ts";
 import { parseEvent } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
@@ -22,16 +21,12 @@ export function moduleListener<S extends string>(module: ModuleDefinition<S>): B
         return false; // handle() dead-letters what it cannot read
       }
     },
+    // One handler per (module, order) at a time: a cancel racing with the row's creation sees it, or is
+    // seen by it. Taken by the runner with the inbox insert (see ListenerBase.lockKeys).
+    lockKeys: (deliveries) => [...new Set(deliveries.map((e) => `${module.name}:${e.orderId}`))],
     async handleBatch(tx, deliveries) {
       const events = deliveries.map(parseEvent);
-      // One handler per (module, order) at a time: a cancel racing with the row's creation sees it, or is seen by it.
-      // The batch's locks in one fixed order, so two batches of this module (two processes) never wait on each
-      // other in a circle. One array parameter (keys are a module name and a uuid: nothing to quote).
       const orderIds = [...new Set(events.map((e) => e.orderId))];
-      const keys = orderIds.map((orderId) => `${module.name}:${orderId}`);
-      await tx.execute(
-        sql`select pg_advisory_xact_lock(h) from (select distinct hashtext(k) as h from unnest(${`{${keys.join(",")}}`}::text[]) as k order by 1) as locks`,
-      );
       const known = await readKnownOrders(tx, module, orderIds);
       await applyModulePlan(tx, module, planModuleBatch(module, events, known));
     },
