@@ -24,13 +24,16 @@ const query = pg.Client.prototype.query as (...args: unknown[]) => unknown;
 (pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
   const first = args[0];
   let text = typeof first === "string" ? first : (first as { text?: unknown } | undefined)?.text;
-  // One query, counted once: a transaction's BEGIN sent with its first statement (src/db/deferred-begin.ts).
+  // One query, counted once: a transaction's BEGIN and COMMIT go with its statements (src/db/deferred-begin.ts),
+  // and such a query's text holds its values: listed by the statements it runs (`begin; <text>; commit`).
   statements++;
-  const merged = typeof text === "string" ? /^begin; execute (\w+)/.exec(text) : null;
-  if (merged) {
-    const parsed = (this as unknown as { connection: { parsedStatements: Record<string, string> } })
-      .connection;
-    text = `begin; ${parsed.parsedStatements[merged[1]!] ?? merged[1]}`;
+  if (typeof text === "string" && /^(begin; )?execute \w+/.test(text)) {
+    const { parsedStatements } = (
+      this as unknown as { connection: { parsedStatements: Record<string, string> } }
+    ).connection;
+    const names = [...text.matchAll(/(?:^|; )execute (\w+)/g)].map((m) => parsedStatements[m[1]!] ?? m[1]);
+    const begins = text.startsWith("begin; ") ? ["begin"] : [];
+    text = [...begins, ...names, ...(text.endsWith("; commit") ? ["commit"] : [])].join("; ");
   }
   if (byText && typeof text === "string") byText.set(text, (byText.get(text) ?? 0) + 1);
   if (typeof text === "string" && /^\s*begin\b/i.test(text)) transactions++;

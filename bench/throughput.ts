@@ -84,7 +84,7 @@ export async function run(): Promise<Section> {
         "≤ 3",
       ],
       [
-        "SQL statements per order (the service's pg clients)",
+        "SQL queries per order (the service's pg clients; a BEGIN or COMMIT sent with a statement counts with it)",
         perOrder(sql1.statements - sql0.statements),
         "",
         "",

@@ -1,14 +1,15 @@
 import { sql } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { type Database, openDatabase, query } from "../src/db/database.ts";
+import { type Database, openDatabase, query, queryAtCommit } from "../src/db/database.ts";
 import { createTestDatabase } from "./support/database.ts";
 
 /**
- * A transaction's BEGIN goes out with its first statement (src/db/deferred-begin.ts): one round trip
- * less, and nothing else may change. One pooled connection, so every statement meets the same one.
+ * A transaction's BEGIN goes out with its first statement, and a statement queued for the commit with
+ * the COMMIT (src/db/deferred-begin.ts): round trips less, and nothing else may change. One pooled
+ * connection, so every statement meets the same one.
  */
-describe("BEGIN sent with the transaction's first statement", () => {
+describe("BEGIN sent with the transaction's first statement, a last statement with its COMMIT", () => {
   let database: Database;
   let drop: () => Promise<void>;
   const sent = vi.spyOn(pg.Client.prototype, "query");
@@ -94,6 +95,71 @@ describe("BEGIN sent with the transaction's first statement", () => {
     sent.mockClear();
     await database.db.transaction(async () => {});
     expect(sent).not.toHaveBeenCalled();
+    expect(await autocommit()).toBe(true);
+  });
+
+  const sentTexts = () =>
+    sent.mock.calls.map(([c]) => (typeof c === "string" ? c : (c as { text: string }).text));
+  const bodies = async (from: number, to: number) =>
+    (
+      await query<{ body: string }>(
+        database.db,
+        sql`select body from notes where id between ${from} and ${to} order by id`,
+      )
+    ).map((r) => r.body);
+
+  it("sends a queued last statement with the COMMIT, and commits it", async () => {
+    // Prepared on the connection first: a statement it has not prepared goes at once.
+    await database.db.transaction(async (tx) => {
+      await insert(tx, 10, "first");
+      await queryAtCommit(tx, sql`update notes set body = body || ${"+"} where id = ${10}`);
+    });
+    sent.mockClear();
+    await database.db.transaction(async (tx) => {
+      await insert(tx, 11, "merged");
+      await queryAtCommit(tx, sql`update notes set body = body || ${"+"} where id = ${11}`);
+    });
+    const texts = sentTexts();
+    expect(texts).toHaveLength(2);
+    expect(texts[0]).toMatch(/^begin; execute q\d+\('11', 'merged'\)$/);
+    expect(texts[1]).toMatch(/^execute q\d+\('\+', '11'\); commit$/);
+    expect(await bodies(10, 11)).toEqual(["first+", "merged+"]);
+    expect(await autocommit()).toBe(true);
+  });
+
+  it("sends a queued statement before the next one, in order, when the transaction goes on", async () => {
+    await database.db.transaction(async (tx) => {
+      await insert(tx, 12, "a");
+      await queryAtCommit(tx, sql`update notes set body = body || ${"b"} where id = ${12}`);
+      // This read sees the queued update: it went first.
+      const [row] = await query<{ body: string }>(tx, sql`select body from notes where id = ${12}`);
+      expect(row?.body).toBe("ab");
+      await queryAtCommit(tx, sql`update notes set body = body || ${"c"} where id = ${12}`);
+    });
+    expect(await bodies(12, 12)).toEqual(["abc"]);
+  });
+
+  it("fails the commit when a queued statement fails, and keeps nothing of the transaction", async () => {
+    await database.db.transaction(async (tx) => insert(tx, 13, "taken"));
+    await expect(
+      database.db.transaction(async (tx) => {
+        await insert(tx, 14, "rolled back with it");
+        await queryAtCommit(tx, sql`insert into notes (id, body) values (${13}, ${"twice"})`);
+      }),
+    ).rejects.toThrow();
+    expect(await bodies(13, 14)).toEqual(["taken"]);
+    expect(await autocommit()).toBe(true);
+  });
+
+  it("drops a queued statement when the transaction rolls back", async () => {
+    await expect(
+      database.db.transaction(async (tx) => {
+        await insert(tx, 15, "rolled back");
+        await queryAtCommit(tx, sql`update notes set body = ${"never"} where id = ${4}`);
+        throw new Error("changed my mind");
+      }),
+    ).rejects.toThrow("changed my mind");
+    expect(await bodies(4, 15)).toEqual(["taken", "first+", "merged+", "abc", "taken"]);
     expect(await autocommit()).toBe(true);
   });
 

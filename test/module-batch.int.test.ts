@@ -13,6 +13,7 @@ import { orderEvents } from "../src/relay/tables.ts";
 import { moduleListener } from "../src/statemachine/module-listener.ts";
 import { moduleNotes } from "../src/statemachine/tables.ts";
 import { createTestDatabase } from "./support/database.ts";
+import { statementsOf } from "./support/statements.ts";
 
 /** Every statement this process's pg clients send while `counting` is on, BEGIN and COMMIT left out. */
 const sent: string[] = [];
@@ -20,17 +21,12 @@ let counting = false;
 const query = pg.Client.prototype.query as (...args: unknown[]) => unknown;
 (pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
   const first = args[0];
-  let text = typeof first === "string" ? first : (first as { text?: string } | undefined)?.text;
-  // A transaction's first statement goes with its BEGIN (src/db/deferred-begin.ts): count the statement.
-  const merged = text?.match(/^begin; execute (\w+)/);
-  if (merged) text = (this as unknown as Parsed).connection.parsedStatements[merged[1]!];
-  if (counting && text && !/^\s*(begin|commit|rollback)\s*;?\s*$/i.test(text)) sent.push(text);
+  const text = typeof first === "string" ? first : (first as { text?: string } | undefined)?.text;
+  // BEGIN and COMMIT go with a transaction's statements (src/db/deferred-begin.ts): count the statements.
+  for (const statement of text ? statementsOf(this, text) : [])
+    if (counting && !/^\s*(begin|commit|rollback)\s*;?\s*$/i.test(statement)) sent.push(statement);
   return query.apply(this, args);
 };
-
-interface Parsed {
-  connection: { parsedStatements: Record<string, string> };
-}
 
 function event(type: string, orderId: string, payload: Record<string, unknown>): BusEvent {
   return { id: randomUUID(), type, orderId, occurredAt: new Date().toISOString(), payload };

@@ -8,7 +8,7 @@ import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzleLite } from "drizzle-orm/pglite";
 import { migrate as migrateLite } from "drizzle-orm/pglite/migrator";
 import pg from "pg";
-import { DeferredBeginClient } from "./deferred-begin.ts";
+import { DeferredBeginClient, sendAtCommit } from "./deferred-begin.ts";
 import * as schema from "./schema.ts";
 
 export type Schema = typeof schema;
@@ -268,9 +268,24 @@ export async function query<T>(db: Executor, statement: SQL): Promise<T[]> {
   return result.rows;
 }
 
+/**
+ * A transaction's last statement, whose answer nobody reads (an outbox
+ * insert, the relay's marks): sent with the COMMIT when the connection can
+ * (deferred-begin.ts), else at once. Its error, if any, then rejects the
+ * transaction at its commit rather than here, and the transaction rolls back.
+ */
+export async function queryAtCommit(tx: Executor, statement: SQL): Promise<void> {
+  const { session, dialect } = tx as unknown as DrizzleInternals;
+  const built = dialect.sqlToQuery(statement);
+  const name = statementName(built.sql);
+  if (name && sendAtCommit(session.client, { name, text: built.sql, values: built.params })) return;
+  await query(tx, statement);
+}
+
 /** What query() reaches in drizzle's database and transaction objects (public fields, not documented). */
 interface DrizzleInternals {
   session: {
+    client?: unknown;
     prepareQuery(
       query: { sql: string; params: unknown[] },
       fields: undefined,

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type SQL, sql } from "drizzle-orm";
-import type { Executor } from "../db/database.ts";
+import { type Executor, queryAtCommit } from "../db/database.ts";
 import { orderEvents } from "./tables.ts";
 
 /** The channel the relay LISTENs on; a commit that wrote events NOTIFYs it (a trigger on order_events does). */
@@ -28,7 +28,9 @@ export interface EnqueuedEvent extends NewEvent {
 export async function enqueue(tx: Executor, events: NewEvent[]): Promise<EnqueuedEvent[]> {
   if (events.length === 0) return [];
   const { insert, enqueued } = outboxInsert(events);
-  await tx.execute(insert);
+  // Named: one text whatever the events, parsed once per connection; its answer unread, so it may go
+  // with the commit.
+  await queryAtCommit(tx, insert);
   return enqueued;
 }
 

@@ -1,5 +1,5 @@
 import { and, asc, inArray, isNotNull, isNull, sql } from "drizzle-orm";
-import { type Database, type Db, query, type Tx } from "../db/database.ts";
+import { type Database, type Db, query, queryAtCommit, type Tx } from "../db/database.ts";
 import { wholeRow } from "../db/rows.ts";
 import { faultPoint } from "../faults.ts";
 import type { Logger } from "../log.ts";
@@ -362,10 +362,14 @@ async function mark(tx: Tx, done: Published[]): Promise<void> {
   if (done.length === 0) return;
   const ids = `{${done.map(({ row }) => row.id).join(",")}}`;
   const sequences = `{${done.map(({ sequence }) => sequence).join(",")}}`;
-  await tx.execute(sql`
+  // The batch's last statement: it goes with the commit.
+  await queryAtCommit(
+    tx,
+    sql`
     update order_events set published_at = now(), stream_seq = coalesce(stream_seq, published.seq)
     from unnest(${ids}::uuid[], ${sequences}::bigint[]) as published(id, seq)
-    where order_events.id = published.id`);
+    where order_events.id = published.id`,
+  );
 }
 
 /** The parked events, oldest first (admins). */

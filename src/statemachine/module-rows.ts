@@ -150,7 +150,8 @@ async function addNotes(
   if (notes.length === 0) return;
   // Notes are the modules' own words, but quoted all the same: an array literal must not be split by them.
   const quoted = notes.map(({ note }) => `"${note.replace(/["\\]/g, "\\$&")}"`);
-  await tx.execute(
+  await query(
+    tx,
     sql`insert into ${moduleNotes} (module, order_id, note)
       select ${module.name}, n.order_id, n.note
       from unnest(${`{${notes.map((n) => n.orderId).join(",")}}`}::uuid[], ${`{${quoted.join(",")}}`}::text[])
