@@ -4,8 +4,8 @@ import type { BatchListener } from "../relay/listener.ts";
 import { decideModuleEvents, decideProgress } from "./decide.ts";
 import { parseModuleRowChanged } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
-import type { OrderRow } from "./tables.ts";
-import { applyOrderMoves, lockOrders } from "./transition.ts";
+import { type OrderRow, salesOrders } from "./tables.ts";
+import { applyOrderMoves, orderRow } from "./transition.ts";
 
 /**
  * The `orders` role: the shared state machine's own listener. It hears every
@@ -21,11 +21,9 @@ export function ordersListener(modules: readonly ModuleDefinition[]): BatchListe
     skips: (delivery) => delivery.payload.passing === true,
     async handleBatch(tx, deliveries) {
       const events = deliveries.map(parseModuleRowChanged);
-      // The batch's orders locked at once, in id order, so two batches never wait on each other in a circle.
-      const locked = await lockOrders(tx, [...new Set(events.map((e) => e.orderId))]);
-      // Read once for the whole batch: only the modules' own listeners write these rows, and none runs in
-      // this transaction, so they are what each event would have read on its turn.
-      const rows = await moduleRows(tx, modules, locked);
+      const { locked, rows } = await lockWithModuleRows(tx, modules, [
+        ...new Set(events.map((e) => e.orderId)),
+      ]);
       const orders = new Map(locked.map((order) => [order.id, order]));
       const moves = decideModuleEvents(
         orders,
@@ -56,6 +54,46 @@ export async function advanceOrder(
     { orderId: order.id, from: order.status, path },
   ]);
   return moved;
+}
+
+/**
+ * The batch's orders, locked at once in id order (so two batches never wait
+ * on each other in a circle), each with the states of the module rows it
+ * involves, in one statement. The module rows are read as the statement's
+ * snapshot has them, taken before its lock waits: every event of the batch
+ * was published after the commit that wrote its row, so the snapshot holds
+ * them all; a module row committed later has an event of its own to come.
+ * Only the modules' own listeners write these rows, and none runs in this
+ * transaction, so they are what each event would have read on its turn.
+ */
+async function lockWithModuleRows(
+  tx: Tx,
+  modules: readonly ModuleDefinition[],
+  orderIds: string[],
+): Promise<{ locked: OrderRow[]; rows: Map<string, Map<string, string>> }> {
+  if (orderIds.length === 0) return { locked: [], rows: new Map() };
+  const states = sql.join(
+    modules.map(
+      ({ name, table: t }) =>
+        sql`select ${name}::text as module, ${t.state} as state from ${t} where ${t.orderId} = o.id`,
+    ),
+    sql` union all `,
+  );
+  const raw = await query<Record<string, unknown> & { module_states: Record<string, string> | null }>(
+    tx,
+    sql`select ${orderRow.columns},
+        (select jsonb_object_agg(m.module, m.state) from (${states}) as m) as module_states
+      from ${salesOrders} o
+      where o.id = any(${`{${orderIds.join(",")}}`}::uuid[]) order by o.id for update of o`,
+  );
+  const locked = raw.map((r) => orderRow.read(r));
+  const rows = new Map(
+    locked.map((order, i) => {
+      const found = Object.entries(raw[i]!.module_states ?? {});
+      return [order.id, new Map(found.filter(([module]) => order.involvedModules.includes(module)))];
+    }),
+  );
+  return { locked, rows };
 }
 
 /**

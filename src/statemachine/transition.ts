@@ -226,16 +226,6 @@ export async function applyOrderMoves(
   return moved;
 }
 
-/** Locks these orders in id order (a fixed order: two callers never deadlock on them); answers their rows. */
-export async function lockOrders(tx: Tx, orderIds: string[]): Promise<OrderRow[]> {
-  if (orderIds.length === 0) return [];
-  return orderRow.all(
-    tx,
-    sql`select ${orderRow.columns} from ${salesOrders}
-      where ${salesOrders.id} = any(${`{${orderIds.join(",")}}`}::uuid[]) order by ${salesOrders.id} for update`,
-  );
-}
-
 export async function lockOrder(tx: Tx, orderId: string): Promise<OrderRow | undefined> {
   const [order] = await orderRow.all(
     tx,
