@@ -21,6 +21,7 @@ import {
   progress,
   type Section,
   sleep,
+  subscriptionFailure,
   summary,
   waitFor,
 } from "./support.ts";
@@ -129,7 +130,7 @@ export async function run(): Promise<Section> {
   const lat = summary(samples);
   const incomplete = samples.filter((s) => !Number.isFinite(s)).length;
   step(`${count} orders paid at ${rate}/s: p99 ${ms(lat.p99)}`);
-  if (failure) throw new Error(`a subscription failed: ${JSON.stringify(failure)}`);
+  if (failure) throw new Error(`a subscription failed: ${subscriptionFailure(failure)}`);
   await Promise.all(clients.map((c) => c.dispose()));
   await app.stop();
 

@@ -26,6 +26,7 @@ import {
   progress,
   type Section,
   sleep,
+  subscriptionFailure,
   summary,
 } from "./support.ts";
 
@@ -93,7 +94,7 @@ async function series(rate: number, withDashboards: number, step: (s: string) =>
   const samples = latencies(run.timings);
   const incomplete = samples.filter((s) => !Number.isFinite(s)).length;
   const failure = watcher.failure() ?? boards.failure();
-  if (failure) throw new Error(`a subscription failed: ${JSON.stringify(failure)}`);
+  if (failure) throw new Error(`a subscription failed: ${subscriptionFailure(failure)}`);
   const result: Series = {
     rate,
     dashboards: withDashboards,

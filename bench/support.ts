@@ -535,3 +535,16 @@ export function countStatements(): () => { statements: number; transactions: num
   }
   return () => ({ statements, transactions });
 }
+
+/** What a graphql-ws client reported: an Error, a GraphQL error list, or a socket's close or error event. */
+export function subscriptionFailure(failure: unknown): string {
+  if (failure instanceof Error) return failure.message;
+  const { type, code, reason, message } = failure as {
+    type?: string;
+    code?: number;
+    reason?: string;
+    message?: string;
+  };
+  if (type || code !== undefined) return `${type ?? "event"} ${code ?? ""} ${reason ?? message ?? ""}`.trim();
+  return JSON.stringify(failure);
+}
