@@ -65,6 +65,7 @@ export async function run(): Promise<Section> {
   // One subscriber per order, `perConnection` of them on each graphql-ws connection.
   const seen = new Seen();
   let failure: unknown;
+  let subscriptionFailures = 0;
   const clients = [];
   for (let c = 0; c * perConnection < ids.length; c++) {
     const client = connection(app.url, customer);
@@ -76,6 +77,7 @@ export async function run(): Promise<Section> {
         (change) => seen.record(change),
         (e) => {
           failure ??= e;
+          subscriptionFailures++;
         },
       );
   }
@@ -130,7 +132,10 @@ export async function run(): Promise<Section> {
   const lat = summary(samples);
   const incomplete = samples.filter((s) => !Number.isFinite(s)).length;
   step(`${count} orders paid at ${rate}/s: p99 ${ms(lat.p99)}`);
-  if (failure) throw new Error(`a subscription failed: ${subscriptionFailure(failure)}`);
+  // Once all are live, a dropped subscription is part of the result (an overloaded gateway's keep-alive can
+  // give up on a connection), not a reason to throw the run away: its orders count as not done.
+  const dropped =
+    failure === undefined ? "none" : `${subscriptionFailures} (first: ${subscriptionFailure(failure)})`;
   await Promise.all(clients.map((c) => c.dispose()));
   await app.stop();
 
@@ -149,6 +154,7 @@ export async function run(): Promise<Section> {
       ["confirmPayment sent → COMPLETED seen by the order's subscriber, p50", shown(lat.p50), ""],
       ["… p95", shown(lat.p95), ""],
       ["**… p99**", `**${shown(lat.p99)}**`, "≤ 100 ms"],
+      ["subscriptions that failed while the orders progressed", dropped, "none"],
       ["gateway RSS, idle", mib(rssIdle), ""],
       ["gateway RSS with the subscribers", mib(rssSubscribed), ""],
       ["**gateway RSS, peak while the orders progress**", `**${mib(rssPeak)}**`, "≤ 1 GiB"],
