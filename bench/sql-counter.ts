@@ -6,6 +6,7 @@
  */
 import { writeFileSync } from "node:fs";
 import pg from "pg";
+import { statementsOf } from "../src/db/deferred-begin.ts";
 
 let statements = 0;
 let transactions = 0;
@@ -28,12 +29,9 @@ const query = pg.Client.prototype.query as (...args: unknown[]) => unknown;
   // and such a query's text holds its values: listed by the statements it runs (`begin; <text>; commit`).
   statements++;
   if (typeof text === "string" && /^(begin; )?execute \w+/.test(text)) {
-    const { parsedStatements } = (
-      this as unknown as { connection: { parsedStatements: Record<string, string> } }
-    ).connection;
-    const names = [...text.matchAll(/(?:^|; )execute (\w+)/g)].map((m) => parsedStatements[m[1]!] ?? m[1]);
     const begins = text.startsWith("begin; ") ? ["begin"] : [];
-    text = [...begins, ...names, ...(text.endsWith("; commit") ? ["commit"] : [])].join("; ");
+    const commits = text.endsWith("; commit") ? ["commit"] : [];
+    text = [...begins, ...statementsOf(this, text), ...commits].join("; ");
   }
   if (byText && typeof text === "string") byText.set(text, (byText.get(text) ?? 0) + 1);
   if (typeof text === "string" && /^\s*begin\b/i.test(text)) transactions++;

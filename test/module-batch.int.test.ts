@@ -6,6 +6,7 @@ import { asc, getTableColumns } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../src/db/database.ts";
+import { statementsOf } from "../src/db/deferred-begin.ts";
 import { finance } from "../src/modules/finance/index.ts";
 import { modules } from "../src/modules/index.ts";
 import type { BusEvent } from "../src/relay/bus.ts";
@@ -13,7 +14,6 @@ import { orderEvents } from "../src/relay/tables.ts";
 import { moduleListener } from "../src/statemachine/module-listener.ts";
 import { moduleNotes } from "../src/statemachine/tables.ts";
 import { createTestDatabase } from "./support/database.ts";
-import { statementsOf } from "./support/statements.ts";
 
 /** Every statement this process's pg clients send while `counting` is on, BEGIN and COMMIT left out. */
 const sent: string[] = [];

@@ -257,14 +257,8 @@ async function openPglite(dataDir: string): Promise<Database> {
 
 /** Raw SQL for what the query builder has no words for (advisory locks, nextval); both drivers answer `rows`. */
 export async function query<T>(db: Executor, statement: SQL): Promise<T[]> {
-  // drizzle's own execute() with a statement name: what db.execute(statement) does, prepared.
-  const { session, dialect } = db as unknown as DrizzleInternals;
-  const built = dialect.sqlToQuery(statement);
-  const result = (await session
-    .prepareQuery(built, undefined, statementName(built.sql), false)
-    .execute()) as {
-    rows: T[];
-  };
+  const { session, built, name } = named(db, statement);
+  const result = (await session.prepareQuery(built, undefined, name, false).execute()) as { rows: T[] };
   return result.rows;
 }
 
@@ -275,11 +269,16 @@ export async function query<T>(db: Executor, statement: SQL): Promise<T[]> {
  * transaction at its commit rather than here, and the transaction rolls back.
  */
 export async function queryAtCommit(tx: Executor, statement: SQL): Promise<void> {
-  const { session, dialect } = tx as unknown as DrizzleInternals;
-  const built = dialect.sqlToQuery(statement);
-  const name = statementName(built.sql);
+  const { session, built, name } = named(tx, statement);
   if (name && sendAtCommit(session.client, { name, text: built.sql, values: built.params })) return;
-  await query(tx, statement);
+  await session.prepareQuery(built, undefined, name, false).execute();
+}
+
+/** The statement as drizzle's own execute() builds it, with its name: what db.execute(statement) does, prepared. */
+function named(db: Executor, statement: SQL) {
+  const { session, dialect } = db as unknown as DrizzleInternals;
+  const built = dialect.sqlToQuery(statement);
+  return { session, built, name: statementName(built.sql) };
 }
 
 /** What query() reaches in drizzle's database and transaction objects (public fields, not documented). */

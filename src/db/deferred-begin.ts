@@ -69,16 +69,16 @@ export class DeferredBeginClient extends pg.Client {}
 ): unknown {
   const config = promisedQuery(args);
   const held = holding.get(this);
-  if (!config) return sendHeldThen(this, args);
+  if (!config) return sendHeldThen(this, held, args);
   const bare = !config.values?.length;
   if (bare && begin.test(config.text)) {
-    if (held) return sendHeldThen(this, args);
+    if (held) return sendHeldThen(this, held, args);
     holding.set(this, { begin: true, atCommit: [] });
     return Promise.resolve(emptyResult("BEGIN"));
   }
   if (!held) return send(this, ...args);
   holding.delete(this);
-  const before = [...(held.begin ? ["begin"] : []), ...held.atCommit];
+  const before = heldTexts(held);
   if (bare && rollback.test(config.text)) {
     // The queued statements never run; a transaction that sent nothing has nothing to roll back.
     return held.begin ? Promise.resolve(emptyResult("ROLLBACK")) : send(this, ...args);
@@ -126,12 +126,13 @@ function promisedQuery([first, second, ...rest]: unknown[]): QueryConfig | undef
 }
 
 /** What is held goes out first, as one query (pg sends a client's queries in order), then the call as it came. */
-function sendHeldThen(client: pg.Client, args: unknown[]): unknown {
-  const held = holding.get(client);
+function sendHeldThen(client: pg.Client, held: Held | undefined, args: unknown[]): unknown {
   if (!held) return send(client, ...args);
   holding.delete(client);
-  return sendThen(client, [...(held.begin ? ["begin"] : []), ...held.atCommit], args);
+  return sendThen(client, heldTexts(held), args);
 }
+
+const heldTexts = (held: Held): string[] => [...(held.begin ? ["begin"] : []), ...held.atCommit];
 
 function sendThen(client: pg.Client, before: string[], args: unknown[]): unknown {
   const sent = send(client, before.join("; ")) as Promise<unknown>;
@@ -169,4 +170,16 @@ function executeOf(client: pg.Client, config: QueryConfig): string | undefined {
 
 function emptyResult(command: string): pg.QueryResult {
   return { command, rowCount: null, oid: 0, fields: [], rows: [] } as unknown as pg.QueryResult;
+}
+
+/**
+ * The texts of the prepared statements a query of this client runs: a merged
+ * query (`begin; execute q1(...); commit`) by the statements it executes, its
+ * BEGIN and COMMIT left out; any other query as itself. For counters that
+ * count statements rather than queries (tests, the bench).
+ */
+export function statementsOf(client: unknown, text: string): string[] {
+  if (!/^(begin; )?execute \w+/.test(text)) return [text];
+  const parsed = (client as Internals).connection?.parsedStatements ?? {};
+  return [...text.matchAll(/(?:^|; )execute (\w+)/g)].map((m) => parsed[m[1]!] ?? m[0]);
 }

@@ -120,3 +120,11 @@ export function assignments<Table extends PgTable>(
     sql`, `,
   );
 }
+
+/**
+ * A text[] literal of the values, each quoted (a comma or brace inside one
+ * must not split it): one array parameter, whatever they hold.
+ */
+export function textArray(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/["\\]/g, "\\$&")}"`).join(",")}}`;
+}

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { type Db, query, type Tx } from "../db/database.ts";
+import { textArray } from "../db/rows.ts";
 import { describeError } from "../errors.ts";
 import { faultPoint } from "../faults.ts";
 import type { Logger } from "../log.ts";
@@ -179,8 +180,8 @@ export async function deliver(deps: ListenerDeps, listener: Listener, delivery: 
 
 /**
  * Records the events in the consumer's inbox; answers those it did not hold
- * yet. One array parameter, whatever the batch's size; with lock keys, the
- * locks first, in the same statement (the insert waits on them).
+ * yet. One statement, one text, whatever the batch: the lock keys' locks
+ * first (the insert waits on them; none without keys), then the inbox rows.
  */
 async function recordInInbox(
   tx: Tx,
@@ -188,26 +189,16 @@ async function recordInInbox(
   eventIds: string[],
   lockKeys: string[] = [],
 ): Promise<string[]> {
-  const ids = `{${eventIds.join(",")}}`;
   const rows = await query<{ event_id: string }>(
     tx,
-    lockKeys.length === 0
-      ? sql`insert into ${processedEvents} (consumer, event_id)
-          select ${consumer}, unnest(${ids}::uuid[])
-          on conflict do nothing returning event_id`
-      : sql`with locks as materialized (
-            select pg_advisory_xact_lock(h) from (
-              select distinct hashtext(k) as h from unnest(${arrayLiteral(lockKeys)}::text[]) as k order by 1) as keys)
-          insert into ${processedEvents} (consumer, event_id)
-          select ${consumer}, unnest(${ids}::uuid[]) where (select count(*) from locks) >= 0
-          on conflict do nothing returning event_id`,
+    sql`with locks as materialized (
+        select pg_advisory_xact_lock(h) from (
+          select distinct hashtext(k) as h from unnest(${textArray(lockKeys)}::text[]) as k order by 1) as keys)
+      insert into ${processedEvents} (consumer, event_id)
+      select ${consumer}, unnest(${`{${eventIds.join(",")}}`}::uuid[]) where (select count(*) from locks) >= 0
+      on conflict do nothing returning event_id`,
   );
   return rows.map((row) => row.event_id);
-}
-
-/** A text[] literal of keys, each quoted: one parameter, whatever they hold. */
-function arrayLiteral(keys: string[]): string {
-  return `{${keys.map((k) => `"${k.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`).join(",")}}`;
 }
 
 /** The fresh events, in stream order: in one call when the listener takes batches, else one by one. */

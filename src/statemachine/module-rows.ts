@@ -7,7 +7,7 @@
  */
 import { sql } from "drizzle-orm";
 import { query, type Tx } from "../db/database.ts";
-import { rowsValues, type WholeRow, wholeRow } from "../db/rows.ts";
+import { rowsValues, textArray, type WholeRow, wholeRow } from "../db/rows.ts";
 import { enqueue, type NewEvent } from "../relay/outbox.ts";
 import type { ModuleDefinition } from "./module.ts";
 import type { KnownOrder, ModulePlan, PlannedCreate, PlannedEvent, PlannedMove } from "./module-plan.ts";
@@ -148,13 +148,11 @@ async function addNotes(
   notes: readonly { orderId: string; note: string }[],
 ): Promise<void> {
   if (notes.length === 0) return;
-  // Notes are the modules' own words, but quoted all the same: an array literal must not be split by them.
-  const quoted = notes.map(({ note }) => `"${note.replace(/["\\]/g, "\\$&")}"`);
   await query(
     tx,
     sql`insert into ${moduleNotes} (module, order_id, note)
       select ${module.name}, n.order_id, n.note
-      from unnest(${`{${notes.map((n) => n.orderId).join(",")}}`}::uuid[], ${`{${quoted.join(",")}}`}::text[])
+      from unnest(${`{${notes.map((n) => n.orderId).join(",")}}`}::uuid[], ${textArray(notes.map((n) => n.note))}::text[])
         as n(order_id, note)
       on conflict do nothing`,
   );

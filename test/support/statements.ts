@@ -25,18 +25,6 @@ export async function statementTexts(run: () => Promise<unknown>): Promise<strin
   return texts;
 }
 
-/**
- * The statements of one query as sent: a query that deferred-begin.ts merged
- * (`begin; execute q1(...); commit`) as the texts of the prepared statements
- * it runs, its BEGIN and COMMIT left out; any other query as itself.
- */
-export function statementsOf(client: unknown, text: string): string[] {
-  if (!/^(begin; )?execute \w+/.test(text)) return [text];
-  const parsed = (client as { connection: { parsedStatements: Record<string, string> } }).connection
-    .parsedStatements;
-  return [...text.matchAll(/(?:^|; )execute (\w+)/g)].map((m) => parsed[m[1]!] ?? m[0]);
-}
-
 export async function statementCount(run: () => Promise<unknown>): Promise<number> {
   return (await statementTexts(run)).length;
 }

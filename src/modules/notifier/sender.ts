@@ -23,7 +23,7 @@ import { hostname } from "node:os";
 import { type SQL, sql } from "drizzle-orm";
 import type { Database, Db, Session } from "../../db/database.ts";
 import { query } from "../../db/database.ts";
-import { wholeRow } from "../../db/rows.ts";
+import { textArray, wholeRow } from "../../db/rows.ts";
 import { faultPoint } from "../../faults.ts";
 import type { Logger } from "../../log.ts";
 import { salesOrders } from "../../statemachine/tables.ts";
@@ -110,7 +110,6 @@ const notificationRow = wholeRow(notifications);
 const spareCandidates = 16;
 
 const interval = (ms: number) => sql`make_interval(secs => ${ms / 1000})`;
-const textArray = (values: string[]) => `{${values.join(",")}}`;
 
 /**
  * The customer reads "it arrived" after "thanks for your order": an order's
