@@ -438,9 +438,7 @@ function serverCpu(): { postgres: number; nats: number } | undefined {
       const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
       const key = comm === "postgres" ? "postgres" : comm === "nats-server" ? "nats" : undefined;
       if (!key) continue;
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the command.
-      totals[key] += (Number(fields[11]) + Number(fields[12])) / clockTicks;
+      totals[key] += statSeconds(stat);
     }
     return totals;
   } catch {
@@ -448,15 +446,25 @@ function serverCpu(): { postgres: number; nats: number } | undefined {
   }
 }
 
-/** CPU seconds of one process so far (Linux /proc; else undefined). */
-/** CPU seconds of the processes (all their threads) so far; undefined once one has exited. */
-function processCpu(pids: number[]): number | undefined {
-  let seconds = 0;
+/** utime + stime of a /proc stat line, in seconds. */
+function statSeconds(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the command.
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+}
+
+/**
+ * CPU seconds of the processes so far, all their threads and their main
+ * threads alone (the event loops: the other threads are V8's compiler and
+ * garbage collector, libuv's pool, the mail rendering thread); undefined
+ * once one has exited.
+ */
+function processCpu(pids: number[]): { all: number; main: number } | undefined {
+  const seconds = { all: 0, main: 0 };
   for (const pid of pids) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      seconds += (Number(fields[11]) + Number(fields[12])) / clockTicks;
+      seconds.all += statSeconds(readFileSync(`/proc/${pid}/stat`, "utf8"));
+      seconds.main += statSeconds(readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8"));
     } catch {
       return undefined;
     }
@@ -471,6 +479,8 @@ export interface CpuReport {
   eventLoop: number;
   /** The service's own process, when it runs as one. */
   service: number | undefined;
+  /** Of which its main thread, the event loop (the rest: V8's compiler and GC, libuv's pool, the rendering thread). */
+  serviceMain: number | undefined;
   postgres: number | undefined;
   nats: number | undefined;
 }
@@ -495,7 +505,8 @@ export function cpuMeter(service?: number | number[]) {
       return {
         process: pct((cpu.user + cpu.system) / 1e6),
         eventLoop: elu.utilization,
-        service: service0 !== undefined && service1 !== undefined ? pct(service1 - service0) : undefined,
+        service: service0 && service1 ? pct(service1.all - service0.all) : undefined,
+        serviceMain: service0 && service1 ? pct(service1.main - service0.main) : undefined,
         postgres: servers && servers0 ? pct(servers.postgres - servers0.postgres) : undefined,
         nats: servers && servers0 ? pct(servers.nats - servers0.nats) : undefined,
       };
@@ -506,7 +517,12 @@ export function cpuMeter(service?: number | number[]) {
 export function cpuText(report: CpuReport): string {
   // A server's figure sums its live processes: backends that ended during the interval take their CPU with them.
   const pct = (v: number | undefined) => (v === undefined || v < 0 ? "–" : `${Math.round(v)}%`);
-  const service = report.service === undefined ? "" : `service ${pct(report.service)}, `;
+  const service =
+    report.service === undefined
+      ? ""
+      : `service ${pct(report.service)} (its event loop's thread ${pct(report.serviceMain)}, its other threads ${pct(
+          report.serviceMain === undefined ? undefined : report.service - report.serviceMain,
+        )}), `;
   const bench = report.service === undefined ? "node" : "bench (load)";
   return `${service}${bench} ${pct(report.process)} (event loop ${Math.round(report.eventLoop * 100)}% busy), postgres ${pct(report.postgres)}, nats-server ${pct(report.nats)}`;
 }

@@ -24,6 +24,7 @@ import {
 
 const clients = Number(process.env.BENCH_CLIENTS ?? 32);
 const durationMs = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 20) * 1000;
+const warmUpMs = Number(process.env.BENCH_THROUGHPUT_WARM_UP_SECONDS ?? 15) * 1000;
 
 export async function run(): Promise<Section> {
   const step = progress("throughput");
@@ -39,7 +40,7 @@ export async function run(): Promise<Section> {
   const watcher = watchAll(app.url, customer, seen);
   await sleep(300);
   // Warm-up: JIT, pools, consumers.
-  await closedLoop(orders, seen, { clients: 4, durationMs: 2_000 });
+  await closedLoop(orders, seen, { clients, durationMs: warmUpMs });
   await sleep(statsFlushMs); // pg_stat_database: until every backend has reported the warm-up's commits
   step("warmed up");
 
