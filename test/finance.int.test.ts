@@ -2,13 +2,14 @@ import { randomUUID } from "node:crypto";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
 import { migrate } from "drizzle-orm/node-postgres/migrator";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Database, openDatabase } from "../src/db/database.ts";
+import { type Database, openDatabase, query } from "../src/db/database.ts";
 import { finance } from "../src/modules/finance/index.ts";
+import { invoiceNumberOf } from "../src/modules/finance/numbering.ts";
 import { financeInvoices } from "../src/modules/finance/table.ts";
 import type { BusEvent } from "../src/relay/bus.ts";
 import { orderEvents } from "../src/relay/tables.ts";
@@ -71,6 +72,26 @@ describe("Finance", () => {
   afterAll(async () => {
     await open?.close();
     await database?.drop();
+  });
+
+  it("numbers invoices INV-000001, INV-000002, ..., past six digits INV-1234567", async () => {
+    const [row] = await query<Record<string, string>>(
+      open.db,
+      sql`select ${sql.join(
+        [1, 42, 123456, 999999, 1000000, 1234567].map(
+          (n) => sql`${invoiceNumberOf(sql`${n}::int`)} as "${sql.raw(String(n))}"`,
+        ),
+        sql`, `,
+      )}`,
+    );
+    expect(row).toEqual({
+      "1": "INV-000001",
+      "42": "INV-000042",
+      "123456": "INV-123456",
+      "999999": "INV-999999",
+      "1000000": "INV-1000000",
+      "1234567": "INV-1234567",
+    });
   });
 
   it("numbers invoices without gaps, even when issuing transactions roll back", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { finance } from "../src/modules/finance/index.ts";
-import { capturedPayment, invoiceNumber } from "../src/modules/finance/invoice.ts";
+import { capturedPayment } from "../src/modules/finance/invoice.ts";
 import { modules } from "../src/modules/index.ts";
 import { logistics } from "../src/modules/logistics/index.ts";
 import { progressTransitions } from "../src/modules/progress.ts";
@@ -11,11 +11,6 @@ import { decideModule, moduleSkips } from "../src/statemachine/module-decide.ts"
 import { invoiceIssued, invoicePaid, orderCancelled, orderConfirmed } from "./support/decider.ts";
 
 describe("Finance's decisions", () => {
-  it("numbers invoices INV-000001, INV-000002, ...", () => {
-    expect(invoiceNumber(1)).toBe("INV-000001");
-    expect(invoiceNumber(123456)).toBe("INV-123456");
-  });
-
   it("issues the invoice for the payment OrderConfirmed carries, and refuses an event without one", () => {
     const confirmed = (payload: Record<string, unknown>) =>
       parseEvent({ id: "e", type: "OrderConfirmed", orderId: "o", occurredAt: "", payload });

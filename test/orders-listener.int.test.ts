@@ -8,9 +8,9 @@ import { orderEvents } from "../src/relay/tables.ts";
 import { ordersListener } from "../src/statemachine/orders-listener.ts";
 import type { OrderStatus } from "../src/statemachine/states.ts";
 import { salesOrders } from "../src/statemachine/tables.ts";
-import { applyOrderMoves } from "../src/statemachine/transition.ts";
+import { applyOrderMoves, queueOrderMoves } from "../src/statemachine/transition.ts";
 import { createTestDatabase } from "./support/database.ts";
-import { statementCount } from "./support/statements.ts";
+import { statementTexts } from "./support/statements.ts";
 
 /** The module tables' rows the tests need, with the columns each table requires. */
 const moduleTables: Record<string, { table: string; columns: string; values: string }> = {
@@ -87,12 +87,9 @@ describe("the orders listener, a batch at a time", () => {
   }
 
   /** Handles the events as one batch in one transaction; answers the statements the listener sent. */
-  async function inOneBatch(events: BusEvent[]): Promise<number> {
-    let statements = 0;
-    await database.db.transaction(async (tx) => {
-      statements = await statementCount(() => listener.handleBatch(tx, events));
-    });
-    return statements;
+  /** The batch handled in one transaction; what it sent, by text, its COMMIT included. */
+  async function inOneBatch(events: BusEvent[]): Promise<string[]> {
+    return statementTexts(() => database.db.transaction((tx) => listener.handleBatch(tx, events)));
   }
 
   async function oneAtATime(events: BusEvent[]): Promise<void> {
@@ -122,16 +119,22 @@ describe("the orders listener, a batch at a time", () => {
   }
 
   it("moves every order of the batch in a constant number of statements, whatever their number", async () => {
+    // A connection prepares a statement the first time it sends it; from then on the statement can go
+    // with the COMMIT. The pool hands the connection just released back to the next transaction.
+    await inOneBatch((await scenario(1)).events);
     const small = await scenario(3);
     const large = await scenario(15);
     const smallStatements = await inOneBatch(small.events);
     const largeStatements = await inOneBatch(large.events);
     console.info(
-      `orders listener: ${small.events.length} events ${smallStatements} statements, ${large.events.length} events ${largeStatements}`,
+      `orders listener: ${small.events.length} events ${smallStatements.length} round trips, ${large.events.length} events ${largeStatements.length}`,
     );
-    // Lock the orders with their module rows, one UPDATE of the orders with the outbox insert.
-    expect(smallStatements).toBe(2);
-    expect(largeStatements).toBe(2);
+    // Lock the orders with their module rows (with the BEGIN); one UPDATE of the orders with the outbox
+    // insert, sent with the COMMIT.
+    for (const statements of [smallStatements, largeStatements]) {
+      expect(statements).toHaveLength(2);
+      expect(statements[1]).toMatch(/^execute q\d+\(.*\); commit$/s);
+    }
     const [settled] = await outcome(large.orderIds);
     expect(settled).toEqual({
       status: "completed",
@@ -201,6 +204,69 @@ describe("the orders listener, a batch at a time", () => {
         ]);
       }),
     ).rejects.toThrow(/no longer in the state/);
+    expect((await outcome([moving, changed])).map((o) => [o.status, o.events.length])).toEqual([
+      ["confirmed", 0],
+      ["cancelled", 0],
+    ]);
+  });
+
+  /** Locks the orders, queues the moves; the transaction commits, or throws what its commit met. */
+  async function queueMoves(
+    orderIds: string[],
+    moves: Parameters<typeof queueOrderMoves>[2],
+    queued?: () => void,
+  ) {
+    await database.db.transaction(async (tx) => {
+      const locked = await tx
+        .select()
+        .from(salesOrders)
+        .where(inArray(salesOrders.id, orderIds))
+        .for("update");
+      await queueOrderMoves(tx, new Map(locked.map((o) => [o.id, o])), moves);
+      queued?.();
+    });
+  }
+
+  it("moves the orders with the commit when every one is where its move starts", async () => {
+    const first = await order("confirmed", { finance: "paid" });
+    const second = await order("confirmed", { finance: "paid" });
+    await queueMoves(
+      [first, second],
+      [
+        { orderId: first, from: "confirmed", path: ["fulfilling", "completed"] },
+        { orderId: second, from: "confirmed", path: ["fulfilling"] },
+      ],
+    );
+    expect((await outcome([first, second])).map((o) => [o.status, o.events.length])).toEqual([
+      ["completed", 2],
+      ["fulfilling", 1],
+    ]);
+  });
+
+  it("fails the commit when moves sent with it find an order in another state, and writes nothing", async () => {
+    // The connection prepares the statement the first time it sends it, at once; later ones go with the COMMIT.
+    const earlier = await order("confirmed", { finance: "paid" });
+    await queueMoves([earlier], [{ orderId: earlier, from: "confirmed", path: ["fulfilling"] }]);
+    const moving = await order("confirmed", { finance: "paid" });
+    const changed = await order("cancelled", { finance: "paid" });
+    let queued = false;
+    await expect(
+      queueMoves(
+        [moving, changed],
+        [
+          { orderId: moving, from: "confirmed", path: ["fulfilling", "completed"] },
+          // Decided on a stale read: the order was cancelled meanwhile.
+          { orderId: changed, from: "confirmed", path: ["fulfilling"] },
+        ],
+        // Sent with the COMMIT: the call answers before PostgreSQL has seen the statement.
+        () => {
+          queued = true;
+        },
+      ),
+    ).rejects.toMatchObject({
+      cause: { message: expect.stringMatching(/no longer in the state their moves started from: 1 of 2/) },
+    });
+    expect(queued).toBe(true);
     expect((await outcome([moving, changed])).map((o) => [o.status, o.events.length])).toEqual([
       ["confirmed", 0],
       ["cancelled", 0],

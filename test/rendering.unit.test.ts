@@ -1,8 +1,9 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { simpleParser } from "mailparser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRendering, type Rendering } from "../src/modules/notifier/rendering.ts";
+import { createRendering, inlineRendering, type Rendering } from "../src/modules/notifier/rendering.ts";
 
 const invoice = (n: number) => ({
   invoiceNumber: `INV-${n}`,
@@ -64,5 +65,37 @@ describe("rendering threads: the calls of one turn handed off together", () => {
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
     expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(Error);
     expect(await readFile(join(dir, "ok-2.eml"), "latin1")).toMatch(/^Subject: ok-2\r$/m);
+  });
+});
+
+describe("raw messages", () => {
+  const withPdf = (subject: string, pdf: Buffer) => ({
+    ...fields(subject),
+    html: `<p>${subject}</p>`,
+    attachments: [{ filename: `${subject}.pdf`, content: pdf, contentType: "application/pdf" }],
+  });
+  const boundariesOf = (raw: Uint8Array) =>
+    new Set(
+      [
+        ...Buffer.from(raw)
+          .toString("latin1")
+          .matchAll(/boundary="([^"]+)"/g),
+      ].map((m) => m[1]),
+    );
+
+  it("gives each message boundaries of its own, and each part comes back whole", async () => {
+    const pdf = await inlineRendering.invoicePdf(invoice(1));
+    const [one, two] = await Promise.all(
+      ["one", "two"].map((s) => inlineRendering.rawMessage(withPdf(s, pdf))),
+    );
+    const [mine, theirs] = [boundariesOf(one!.raw), boundariesOf(two!.raw)];
+    // multipart/mixed around multipart/alternative: two boundaries each, none shared.
+    expect(mine.size).toBe(2);
+    expect(theirs.size).toBe(2);
+    expect([...mine].filter((b) => theirs.has(b))).toEqual([]);
+    const parsed = await simpleParser(Buffer.from(one!.raw));
+    expect(parsed.subject).toBe("one");
+    expect(parsed.html).toContain("<p>one</p>");
+    expect(parsed.attachments[0]?.content.equals(pdf)).toBe(true);
   });
 });

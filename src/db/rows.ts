@@ -5,7 +5,7 @@
  * selection or a RETURNING list, each time a statement is built (about 10 µs
  * per column); on the hot paths a template with this list costs a tenth of it.
  */
-import { type Column, getTableColumns, type SQL, type SQLWrapper, sql } from "drizzle-orm";
+import { type Column, getTableColumns, is, SQL, type SQLWrapper, sql } from "drizzle-orm";
 import type { PgTable } from "drizzle-orm/pg-core";
 import { type Executor, query } from "./database.ts";
 
@@ -81,7 +81,8 @@ export function rowValues<Table extends PgTable>(table: Table, values: Partial<T
  * `("id", "status", ...) values ($1, $2, ...), ($9, ...)` for rows of the
  * table, for one multi-row INSERT: the properties any of them gives
  * (undefined left out), each as the query builder would send it; a row that
- * lacks one takes the column's default, as the query builder does.
+ * lacks one takes the column's default, as the query builder does; a value
+ * that is SQL goes in as the expression it is.
  */
 export function rowsValues<Table extends PgTable>(
   table: Table,
@@ -100,6 +101,8 @@ export function rowsValues<Table extends PgTable>(
       named.map(([key, column]) => {
         const value = row[key];
         if (value === undefined) return sql`default`;
+        // An expression the statement computes (a number taken in the same statement, say).
+        if (is(value, SQL)) return value;
         return sql`${value === null ? null : column.mapToDriverValue(value)}`;
       }),
       sql`, `,

@@ -3,7 +3,8 @@
  * second, the pipeline's health (outbox, consumers, dead letters, parked
  * events, stuck orders), the order inspector's search and an order's emails.
  */
-import { between, desc, eq, inArray, or, type SQL } from "drizzle-orm";
+import { between, desc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
+import { textArray } from "../db/rows.ts";
 import { refuse } from "../errors.ts";
 import { notificationKinds, notificationStatuses, notifications } from "../modules/notifier/table.ts";
 import { countWaitingDeadLetters } from "../relay/dead-letters.ts";
@@ -219,7 +220,8 @@ export function addPipeline(builder: Builder, { OrderRef, OrderStatusEnum }: Ret
           .select()
           .from(notifications)
           .where(inArray(notifications.orderId, orderIds))
-          .orderBy(notifications.createdAt),
+          // In the order of the kinds, not of createdAt: one notifier transaction may record both.
+          .orderBy(sql`array_position(${textArray(notificationKinds)}::text[], ${notifications.kind})`),
       group: (n) => n.orderId,
       resolve: (order) => order.id,
     }),

@@ -91,19 +91,20 @@ async function createRows<S extends string>(
   const numbered = creates.filter((c) => c.numbered).length;
   const numbering = module.numbering;
   if (numbered > 0 && !numbering) throw new Error(`module ${module.name} numbers no rows`);
-  const numbers = numbered > 0 ? await numbering!.take(tx, numbered) : [];
+  const numbers = numbered > 0 ? numbering!.take(numbered) : undefined;
+  let taken = 0;
   const values = creates.map((c) => ({
     orderId: c.orderId,
     state: c.row.state,
     version: c.row.version,
     ...c.columns,
-    ...(c.numbered ? { [numbering!.column]: numbers.shift() } : {}),
+    ...(c.numbered ? { [numbering!.column]: numbers!.nth(taken++) } : {}),
   }));
   const whole = wholeRowOf(module);
   const rows = await whole.all(
     tx,
-    sql`insert into ${module.table} ${rowsValues(module.table, values as never)}
-      on conflict do nothing returning ${whole.columns}`,
+    sql`${numbers ? sql`with numbers as (${numbers.numbers}) ` : sql``}insert into ${module.table}
+      ${rowsValues(module.table, values as never)} on conflict do nothing returning ${whole.columns}`,
   );
   const byOrder = new Map(rows.map((row) => [row.orderId as string, row]));
   const missing = creates.find((c) => !byOrder.has(c.orderId));

@@ -1,5 +1,5 @@
+import type { SQL } from "drizzle-orm";
 import type { AnyPgColumn, PgTable } from "drizzle-orm/pg-core";
-import type { Tx } from "../db/database.ts";
 import type { ProductKind } from "./catalog.ts";
 import type { EventOf, EventType } from "./events.ts";
 import type { PartnerScope } from "./partners.ts";
@@ -114,9 +114,12 @@ export interface ModuleDefinition<S extends string = string, T extends ModuleTab
   /**
    * A gap-free number some created rows take (`numbered: true`), in the
    * listener's transaction, so its rollback gives the number back. `take`
-   * answers the next `count` numbers in order, for the batch's rows.
+   * answers, for a batch's `count` numbered rows, SQL for the rows' insert:
+   * `numbers`, a query that takes the next `count` numbers at once (the WITH
+   * clause of that name), and the `i`-th of them (from 0, in stream order)
+   * read from it: the numbers cost the insert no statement of their own.
    */
-  numbering?: { column: string; take(tx: Tx, count: number): Promise<string[]> };
+  numbering?: { column: string; take(count: number): { numbers: SQL; nth(i: number): SQL } };
   /** What the event of a row created in a state carries besides the state, read from the row as written. */
   announce?: { [K in S]?: AnnounceRow<T> };
 }

@@ -5,7 +5,7 @@ import { decideModuleEvents, decideProgress } from "./decide.ts";
 import { parseModuleRowChanged } from "./events.ts";
 import type { ModuleDefinition } from "./module.ts";
 import { type OrderRow, salesOrders } from "./tables.ts";
-import { applyOrderMoves, orderRow } from "./transition.ts";
+import { applyOrderMoves, orderRow, queueOrderMoves } from "./transition.ts";
 
 /**
  * The `orders` role: the shared state machine's own listener. It hears every
@@ -31,7 +31,7 @@ export function ordersListener(modules: readonly ModuleDefinition[]): BatchListe
         events.map((e) => ({ orderId: e.orderId, module: e.payload.module, state: e.payload.state })),
         modules,
       );
-      await applyOrderMoves(tx, orders, moves);
+      await queueOrderMoves(tx, orders, moves);
     },
   };
 }

@@ -2,11 +2,6 @@
 import type { IssuedInvoice, OrderConfirmed } from "../../statemachine/events.ts";
 import type { financeInvoices } from "./table.ts";
 
-/** INV-000042: what customers and accountants read on the PDF. */
-export function invoiceNumber(n: number): string {
-  return `INV-${String(n).padStart(6, "0")}`;
-}
-
 export interface CapturedPayment {
   paymentReference: string;
   amount: number;

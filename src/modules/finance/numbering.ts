@@ -1,21 +1,25 @@
-import { sql } from "drizzle-orm";
-import { query, type Tx } from "../../db/database.ts";
-import { invoiceNumber } from "./invoice.ts";
+import { type SQL, sql } from "drizzle-orm";
 import { financeInvoiceCounter } from "./table.ts";
 
 /**
- * The next `count` invoice numbers, in order, taken at once inside the
- * issuing transaction (one bump of the counter): its rollback gives them all
- * back, and its caller writes each of them in an invoice of the same
- * transaction, so none is skipped.
+ * The next `count` invoice numbers, taken at once inside the issuing
+ * transaction (one bump of the counter, in the invoices' insert): its
+ * rollback gives them all back, and the same statement writes each of them
+ * in an invoice, so none is skipped.
  */
-export async function takeInvoiceNumbers(tx: Tx, count: number): Promise<string[]> {
+export function takeInvoiceNumbers(count: number): { numbers: SQL; nth(i: number): SQL } {
   const c = financeInvoiceCounter;
-  const [row] = await query<{ last: number }>(
-    tx,
-    sql`insert into ${c} (id, last) values (1, ${count})
+  return {
+    numbers: sql`insert into ${c} (id, last) values (1, ${count})
       on conflict (id) do update set last = ${c.last} + excluded.last returning last`,
-  );
-  const first = row!.last - count + 1;
-  return Array.from({ length: count }, (_, i) => invoiceNumber(first + i));
+    nth: (i) => invoiceNumberOf(sql`((select last from numbers) - ${count - 1 - i})`),
+  };
+}
+
+/**
+ * The invoice number customers and accountants read on the PDF, for a number
+ * computed in the statement: INV-000042, past six digits INV-1234567.
+ */
+export function invoiceNumberOf(n: SQL): SQL {
+  return sql`'INV-' || case when ${n} < 1000000 then lpad(${n}::text, 6, '0') else ${n}::text end`;
 }
