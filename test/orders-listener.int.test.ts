@@ -86,7 +86,6 @@ describe("the orders listener, a batch at a time", () => {
     return { orderIds: [...paid, trip], events };
   }
 
-  /** Handles the events as one batch in one transaction; answers the statements the listener sent. */
   /** The batch handled in one transaction; what it sent, by text, its COMMIT included. */
   async function inOneBatch(events: BusEvent[]): Promise<string[]> {
     return statementTexts(() => database.db.transaction((tx) => listener.handleBatch(tx, events)));

@@ -2,8 +2,9 @@
  * The shared executor of module decisions: reads what a module knows of a
  * batch's orders (their rows, locked, and notes) and writes what the batch's
  * plan (module-plan.ts) decided, inside the listener's transaction, one
- * statement per kind of write whatever the batch's size: the numbers, the
- * created rows, the moved rows, the notes, the rows' events in the outbox.
+ * statement per kind of write whatever the batch's size: the created rows
+ * (with their numbers), the moved rows, the notes, the rows' events in the
+ * outbox.
  */
 import { sql } from "drizzle-orm";
 import { query, type Tx } from "../db/database.ts";
@@ -91,19 +92,19 @@ async function createRows<S extends string>(
   const numbered = creates.filter((c) => c.numbered).length;
   const numbering = module.numbering;
   if (numbered > 0 && !numbering) throw new Error(`module ${module.name} numbers no rows`);
-  const numbers = numbered > 0 ? numbering!.take(numbered) : undefined;
-  let taken = 0;
+  const taken = numbered > 0 ? numbering!.take(numbered) : undefined;
+  let next = 0;
   const values = creates.map((c) => ({
     orderId: c.orderId,
     state: c.row.state,
     version: c.row.version,
     ...c.columns,
-    ...(c.numbered ? { [numbering!.column]: numbers!.nth(taken++) } : {}),
+    ...(c.numbered ? { [numbering!.column]: taken!.nth(next++) } : {}),
   }));
   const whole = wholeRowOf(module);
   const rows = await whole.all(
     tx,
-    sql`${numbers ? sql`with numbers as (${numbers.numbers}) ` : sql``}insert into ${module.table}
+    sql`${taken ? sql`with numbers as (${taken.numbers}) ` : sql``}insert into ${module.table}
       ${rowsValues(module.table, values as never)} on conflict do nothing returning ${whole.columns}`,
   );
   const byOrder = new Map(rows.map((row) => [row.orderId as string, row]));

@@ -167,14 +167,12 @@ export async function applyOrderMoves(
   moves: readonly OrderMove[],
 ): Promise<OrderRow[]> {
   if (moves.length === 0) return [];
-  const { moved, count } = orderMoves(orders, moves);
+  const { moved, orderIds } = orderMoves(orders, moves);
   const rows = await orderRow.all(tx, sql`${moved} select ${orderRow.columns} from moved`);
-  if (rows.length !== count) {
+  if (rows.length !== orderIds.length) {
     const found = new Set(rows.map((o) => o.id));
-    const lost = moves.map((m) => m.orderId).filter((id) => !found.has(id));
-    throw new Error(
-      `orders ${[...new Set(lost)].join(", ")} were no longer in the state their moves started from`,
-    );
+    const lost = orderIds.filter((id) => !found.has(id));
+    throw new Error(`orders ${lost.join(", ")} were no longer in the state their moves started from`);
   }
   return rows;
 }
@@ -192,7 +190,8 @@ export async function queueOrderMoves(
   moves: readonly OrderMove[],
 ): Promise<void> {
   if (moves.length === 0) return;
-  const { moved, count } = orderMoves(orders, moves);
+  const { moved, orderIds } = orderMoves(orders, moves);
+  const count = orderIds.length;
   // The message is built from the count at run time: a constant would be folded, and fail, when planned.
   await queryAtCommit(
     tx,
@@ -202,11 +201,11 @@ export async function queueOrderMoves(
   );
 }
 
-/** The moves' WITH clauses: `moved` (the orders as updated) and their events' insert. */
+/** The moves' WITH clauses, `moved` (the orders as updated) and their events' insert; the orders they move. */
 function orderMoves(
   orders: ReadonlyMap<string, Pick<OrderRow, "id" | "customerId">>,
   moves: readonly OrderMove[],
-): { moved: SQL; count: number } {
+): { moved: SQL; orderIds: string[] } {
   const rows = new Map<
     string,
     { id: string; from: OrderStatus; to: OrderStatus; reason?: string; cancelledEventId?: string }
@@ -254,7 +253,7 @@ function orderMoves(
       where ${salesOrders.id} = m.order_id and ${salesOrders.status} = m.from_status
       returning ${orderRow.columns}),
       events as (${insert})`;
-  return { moved, count: rows.size };
+  return { moved, orderIds: [...rows.keys()] };
 }
 
 export async function lockOrder(tx: Tx, orderId: string): Promise<OrderRow | undefined> {

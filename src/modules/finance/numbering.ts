@@ -21,5 +21,5 @@ export function takeInvoiceNumbers(count: number): { numbers: SQL; nth(i: number
  * computed in the statement: INV-000042, past six digits INV-1234567.
  */
 export function invoiceNumberOf(n: SQL): SQL {
-  return sql`'INV-' || case when ${n} < 1000000 then lpad(${n}::text, 6, '0') else ${n}::text end`;
+  return sql`'INV-' || lpad(${n}::text, greatest(6, length(${n}::text)), '0')`;
 }
