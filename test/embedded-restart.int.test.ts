@@ -20,7 +20,10 @@ import { eventually } from "./support/wait.ts";
  * but no listener had handled when the process stopped must still be handled
  * after a restart.
  */
-describe("the embedded default across a restart", () => {
+// Each test starts the embedded service twice: PostgreSQL in WebAssembly, its cluster made and every
+// migration run at each start: 9 s alone on a 2-core machine, 27 s to past the default 30 s beside the
+// rest of the suite.
+describe("the embedded default across a restart", { timeout: 90_000 }, () => {
   it("hands the events a listener had not handled to the new in-process bus", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "embedded-restart-"));
     let financeDown = true;

@@ -206,3 +206,62 @@ describe("a relay woken by a commit", () => {
     }
   });
 });
+
+describe("a relay told which rows a commit wrote", () => {
+  it("looks them up by seq, and holds one back behind an earlier row of its order that no NOTIFY listed", async () => {
+    const db = await createTestDatabase();
+    const prefix = testPrefix();
+    const database = await openDatabase({ url: db.url, dataDir: ".data/test" });
+    const bus = new JetStreamBus({ url: natsUrl, prefix, logger });
+    await bus.start();
+    const received: string[] = [];
+    const consumption = await bus.consume({
+      name: "probe",
+      concurrency: 1,
+      handle: async ({ event }) => {
+        received.push(event.id);
+        return { kind: "done" };
+      },
+    });
+    // Polls far apart: after its first scan the relay learns of rows only from the NOTIFYs' lists.
+    const relay = new Relay(database, bus, logger, { pollMs: 60_000 });
+    const writer = new pg.Client({ connectionString: db.url });
+    await writer.connect();
+    const insert = async (orderId: string) => {
+      const id = randomUUID();
+      await writer.query(
+        `insert into order_events (id, order_id, type, payload) values ($1, $2, 'Probe', '{}')`,
+        [id, orderId],
+      );
+      return id;
+    };
+    try {
+      await relay.start();
+      const order = randomUUID();
+      // Written with triggers off: the NOTIFY that would list it never comes.
+      await writer.query("set session_replication_role = replica");
+      const unlisted = await insert(order);
+      await writer.query("set session_replication_role = origin");
+      const behind = await insert(order);
+      const other = await insert(randomUUID());
+
+      await eventually(() => received.includes(other), { what: "the other order's row, from its NOTIFY" });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(received).not.toContain(unlisted);
+      expect(received).not.toContain(behind);
+
+      // A scan (the poll's) finds the unlisted row, and its order goes out in order.
+      relay.wake();
+      await eventually(() => received.includes(behind), { what: "the order's two rows" });
+      expect(received.filter((id) => id === unlisted || id === behind)).toEqual([unlisted, behind]);
+    } finally {
+      await writer.end();
+      await relay.stop();
+      await consumption.stop();
+      await bus.close();
+      await database.close();
+      await deleteStream(prefix);
+      await db.drop();
+    }
+  });
+});

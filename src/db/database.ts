@@ -21,12 +21,12 @@ export interface Database {
   readonly kind: "postgres" | "pglite";
   readonly db: Db;
   /**
-   * Calls back on every NOTIFY on the channel; resolves to an unlisten
-   * function. A lost connection (a PostgreSQL restart) is opened again with
-   * back-off, and the callback is called once it is back: NOTIFYs sent
-   * meanwhile were missed.
+   * Calls back on every NOTIFY on the channel, with its payload; resolves to
+   * an unlisten function. A lost connection (a PostgreSQL restart) is opened
+   * again with back-off, and the callback is called once it is back, without
+   * a payload: NOTIFYs sent meanwhile were missed.
    */
-  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
+  listen(channel: string, onNotify: (payload?: string) => void): Promise<() => Promise<void>>;
   /** Rejects when the database does not answer (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -178,7 +178,7 @@ async function openPostgres(url: string, logger: DatabaseLogger, poolSize: numbe
 async function listenAgainAndAgain(
   url: string,
   channel: string,
-  onNotify: () => void,
+  onNotify: (payload?: string) => void,
   logger: DatabaseLogger,
 ): Promise<() => Promise<void>> {
   let current: pg.Client | undefined;
@@ -189,7 +189,7 @@ async function listenAgainAndAgain(
     const client = new pg.Client({ connectionString: url, ...connectionOptions });
     client.on("error", () => {});
     client.on("notification", (n) => {
-      if (n.channel === channel) onNotify();
+      if (n.channel === channel) onNotify(n.payload);
     });
     client.on("end", () => {
       if (current !== client || closed) return;
@@ -241,7 +241,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     kind: "pglite",
     db: db as unknown as Db,
     async listen(channel, onNotify) {
-      return client.listen(channel, onNotify);
+      return client.listen(channel, (payload) => onNotify(payload));
     },
     async ping() {
       await client.query("select 1");
