@@ -120,6 +120,7 @@ export class Relay {
       running: undefined,
       again: false,
       scan: true,
+      refused: false,
       notified: new Set(),
     }));
   }
@@ -142,7 +143,8 @@ export class Relay {
     const seqs = notified ? notified.split(",").map(Number) : [];
     const listed = seqs.length > 0 && seqs.every(Number.isSafeInteger);
     for (const loop of this.loops) {
-      if (listed) for (const seq of seqs) loop.notified.add(seq);
+      // A row the bus did not take waits for the next wake-up, as before seqs were listed: a scan then.
+      if (listed && !loop.refused) for (const seq of seqs) loop.notified.add(seq);
       else loop.scan = true;
       this.wakeLoop(loop);
     }
@@ -169,9 +171,11 @@ export class Relay {
       while (!this.stopped) {
         if (loop.scan) {
           loop.scan = false;
+          loop.refused = false;
           // The scan finds whatever was notified before it began.
           loop.notified.clear();
           const { settled, claimed } = await this.publishBatch(partition);
+          if (settled < claimed) loop.refused = true;
           // A batch that took fewer rows than it could took every row there was: a commit since then
           // NOTIFYs, which runs the loop again, so no empty round is needed to find out.
           if (settled > 0 && claimed >= this.batchSize) loop.scan = true;
@@ -179,13 +183,15 @@ export class Relay {
         }
         if (loop.notified.size === 0) break;
         // Rows another partition's slots hold, or that a relay elsewhere has taken, are simply not
-        // found; a row held back behind an earlier one of its order waits for the next scan (the poll).
+        // found; a row held back behind an earlier one of its order waits for the next scan.
         const seqs = [...loop.notified].sort((a, b) => a - b).slice(0, this.batchSize);
         for (const seq of seqs) loop.notified.delete(seq);
-        await this.publishBatch(partition, seqs);
+        const { settled, claimed } = await this.publishBatch(partition, seqs);
+        if (settled < claimed) loop.refused = true;
       }
     } catch (error) {
-      // The rows stay unpublished; the next poll tries again.
+      // The rows stay unpublished; the next wake-up (or poll) scans for them.
+      loop.refused = true;
       this.logger.warn({ err: String(error), partition }, "relay could not publish, will retry");
     }
   }
@@ -387,6 +393,8 @@ interface Loop {
   again: boolean;
   /** Scan the partition's part of the outbox, oldest first, on the next run. */
   scan: boolean;
+  /** The last batch left rows the bus did not take: the next wake-up scans. */
+  refused: boolean;
   /** Seqs NOTIFYs listed that the partition has not looked up yet. */
   notified: Set<number>;
 }
