@@ -237,6 +237,9 @@ describe("a relay told which rows a commit wrote", () => {
     };
     try {
       await relay.start();
+      // The start's scan is over once a row written after it has gone out: from then on, only NOTIFYs.
+      const first = await insert(randomUUID());
+      await eventually(() => received.includes(first), { what: "a row written after the start" });
       const order = randomUUID();
       // Written with triggers off: the NOTIFY that would list it never comes.
       await writer.query("set session_replication_role = replica");
