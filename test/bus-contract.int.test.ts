@@ -306,6 +306,30 @@ describe.each(implementations)("the bus contract: $name", { timeout: 30_000 }, (
     expect(batches.map(ids)).toEqual([[first!.id, second!.id]]);
   });
 
+  it("stops, within its gathering wait, a gathering consumer whose next batch is full", async () => {
+    const bus = await start();
+    await bus.publish(Array.from({ length: 6 }, () => event()));
+    const handled: Delivery[] = [];
+    // The first batch gathers while the test stops the consumer: the events sit in the client, the next
+    // batch full, a delivery waiting for room. Stopping empties the batch; the delivery must not wait on.
+    const gathering = await bus.consume({
+      name: "stopped-full",
+      batchSize: 2,
+      gatherMs: 3_000,
+      handleBatch: async (deliveries) => {
+        handled.push(...deliveries);
+        return deliveries.map(() => done);
+      },
+    });
+    await sleep(300);
+    const stopped = await Promise.race([
+      gathering.stop().then(() => "stopped"),
+      sleep(6_000).then(() => "still stopping"),
+    ]);
+    expect(stopped).toBe("stopped");
+    expect(handled).toHaveLength(0);
+  });
+
   it("delivers again, with the next attempt, only the deliveries of a batch answered retry, or all of a batch that threw", async () => {
     const bus = await start();
     const [calm, retried, other] = [event(), event(), event()];

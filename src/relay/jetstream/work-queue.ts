@@ -100,6 +100,13 @@ async function consumeBatches(parts: BusParts, spec: BatchConsumerSpec): Promise
     spec.types,
   );
 
+  /** Lets the client's deliveries held back by a full next batch go on (they look again). */
+  const endBatch = () => {
+    const ended = batchEnded;
+    batchEnded = [];
+    for (const resolve of ended) resolve();
+  };
+
   const drain = async (): Promise<void> => {
     // Let the messages the client already holds (or that come within gatherMs) join the first batch.
     const gatherMs = spec.gatherMs ?? 0;
@@ -108,14 +115,15 @@ async function consumeBatches(parts: BusParts, spec: BatchConsumerSpec): Promise
       const batch = waiting.splice(0, size);
       if (batch.length === 0) {
         draining = undefined;
+        // The next batch was emptied by stop() or handBack() (while this one gathered, say): a delivery
+        // waiting for room must not wait for a batch that will never end, or stop() waits with it.
+        endBatch();
         return;
       }
       handling = batch;
       await deliverBatch(spec, batch, durable, log, workingEvery(topology.ackWaitMs));
       handling = [];
-      const ended = batchEnded;
-      batchEnded = [];
-      for (const resolve of ended) resolve();
+      endBatch();
     }
   };
 
