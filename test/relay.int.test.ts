@@ -159,13 +159,29 @@ describe("the outbox relay", () => {
   });
 });
 
+/** A database and a JetStream bus of the test's own, for a relay built on them; `close` removes them. */
+async function ownDatabaseAndBus() {
+  const db = await createTestDatabase();
+  const prefix = testPrefix();
+  const database = await openDatabase({ url: db.url, dataDir: ".data/test" });
+  const bus = new JetStreamBus({ url: natsUrl, prefix, logger });
+  await bus.start();
+  return {
+    db,
+    database,
+    bus,
+    async close() {
+      await bus.close();
+      await database.close();
+      await deleteStream(prefix);
+      await db.drop();
+    },
+  };
+}
+
 describe("a relay woken by a commit", () => {
   it("publishes what the commit wrote in one transaction, with no empty round after it", async () => {
-    const db = await createTestDatabase();
-    const prefix = testPrefix();
-    const database = await openDatabase({ url: db.url, dataDir: ".data/test" });
-    const bus = new JetStreamBus({ url: natsUrl, prefix, logger });
-    await bus.start();
+    const { database, bus, close } = await ownDatabaseAndBus();
     let transactions = 0;
     const counted = new Proxy(database.db, {
       get(target, property, receiver) {
@@ -199,21 +215,14 @@ describe("a relay woken by a commit", () => {
       expect(transactions).toBe(2);
     } finally {
       await relay.stop();
-      await bus.close();
-      await database.close();
-      await deleteStream(prefix);
-      await db.drop();
+      await close();
     }
   });
 });
 
 describe("a relay told which rows a commit wrote", () => {
   it("looks them up by seq, and holds one back behind an earlier row of its order that no NOTIFY listed", async () => {
-    const db = await createTestDatabase();
-    const prefix = testPrefix();
-    const database = await openDatabase({ url: db.url, dataDir: ".data/test" });
-    const bus = new JetStreamBus({ url: natsUrl, prefix, logger });
-    await bus.start();
+    const { db, database, bus, close } = await ownDatabaseAndBus();
     const received: string[] = [];
     const consumption = await bus.consume({
       name: "probe",
@@ -261,10 +270,7 @@ describe("a relay told which rows a commit wrote", () => {
       await writer.end();
       await relay.stop();
       await consumption.stop();
-      await bus.close();
-      await database.close();
-      await deleteStream(prefix);
-      await db.drop();
+      await close();
     }
   });
 });

@@ -241,7 +241,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     kind: "pglite",
     db: db as unknown as Db,
     async listen(channel, onNotify) {
-      return client.listen(channel, (payload) => onNotify(payload));
+      return client.listen(channel, onNotify);
     },
     async ping() {
       await client.query("select 1");

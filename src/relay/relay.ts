@@ -169,25 +169,25 @@ export class Relay {
     const { partition } = loop;
     try {
       while (!this.stopped) {
-        if (loop.scan) {
+        const scan = loop.scan;
+        let seqs: number[] | undefined;
+        if (scan) {
           loop.scan = false;
           loop.refused = false;
           // The scan finds whatever was notified before it began.
           loop.notified.clear();
-          const { settled, claimed } = await this.publishBatch(partition);
-          if (settled < claimed) loop.refused = true;
-          // A batch that took fewer rows than it could took every row there was: a commit since then
-          // NOTIFYs, which runs the loop again, so no empty round is needed to find out.
-          if (settled > 0 && claimed >= this.batchSize) loop.scan = true;
-          continue;
+        } else {
+          if (loop.notified.size === 0) break;
+          // Rows another partition's slots hold, or that a relay elsewhere has taken, are simply not
+          // found; a row held back behind an earlier one of its order waits for the next scan.
+          seqs = [...loop.notified].sort((a, b) => a - b).slice(0, this.batchSize);
+          for (const seq of seqs) loop.notified.delete(seq);
         }
-        if (loop.notified.size === 0) break;
-        // Rows another partition's slots hold, or that a relay elsewhere has taken, are simply not
-        // found; a row held back behind an earlier one of its order waits for the next scan.
-        const seqs = [...loop.notified].sort((a, b) => a - b).slice(0, this.batchSize);
-        for (const seq of seqs) loop.notified.delete(seq);
         const { settled, claimed } = await this.publishBatch(partition, seqs);
         if (settled < claimed) loop.refused = true;
+        // A scan that took fewer rows than it could took every row there was: a commit since then
+        // NOTIFYs, which runs the loop again, so no empty round is needed to find out.
+        if (scan && settled > 0 && claimed >= this.batchSize) loop.scan = true;
       }
     } catch (error) {
       // The rows stay unpublished; the next wake-up (or poll) scans for them.
